@@ -1,0 +1,1 @@
+//! Passerelle central server: registry, admin API, configuration publishing, catalog.

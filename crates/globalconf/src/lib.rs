@@ -1,0 +1,1 @@
+//! Global configuration model, signing, anchors, fetching and caching.

@@ -1,0 +1,1 @@
+//! Durable hash-chained message log, time-stamp batches, export and verification.

@@ -1,0 +1,5 @@
+//! Keys, certificates, chains, signatures and Merkle batches of Passerelle.
+
+pub mod aead;
+pub mod digest;
+pub mod merkle;

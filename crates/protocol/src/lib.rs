@@ -1,0 +1,1 @@
+//! X-Road REST headers, signing inputs, envelopes and error bodies (pure).

@@ -1,0 +1,1 @@
+//! Passerelle security server: client side, server side, access rights, monitoring.

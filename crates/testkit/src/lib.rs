@@ -1,0 +1,1 @@
+//! Dev-only: a whole Passerelle federation in-process for tests.
