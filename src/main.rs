@@ -26,8 +26,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing buys nothing"
+)]
 enum Command {
-    /// Development certificate authority: create it, issue certificates, serve OCSP and TSA.
+    /// Development certificate authority: create it and issue certificates.
     #[command(subcommand)]
     Pki(cli::pki::PkiCommand),
     /// Message-log evidence: export, verify and replay archives offline.
@@ -66,7 +70,9 @@ fn main() -> ExitCode {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

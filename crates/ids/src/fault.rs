@@ -155,7 +155,11 @@ mod tests {
             if fault.code().starts_with("Client.") {
                 assert!((400..500).contains(&status), "{fault}: {status}");
             } else {
-                assert!(fault.code().starts_with("Server.ClientProxy.") || fault.code().starts_with("Server.ServerProxy."), "{fault}");
+                assert!(
+                    fault.code().starts_with("Server.ClientProxy.")
+                        || fault.code().starts_with("Server.ServerProxy."),
+                    "{fault}"
+                );
                 assert!((400..600).contains(&status), "{fault}: {status}");
             }
         }

@@ -28,9 +28,13 @@ impl IdKind {
         match self {
             IdKind::Member => &["instance", "member class", "member code"],
             IdKind::Subsystem => &["instance", "member class", "member code", "subsystem code"],
-            IdKind::Service => {
-                &["instance", "member class", "member code", "subsystem code", "service code"]
-            }
+            IdKind::Service => &[
+                "instance",
+                "member class",
+                "member code",
+                "subsystem code",
+                "service code",
+            ],
             IdKind::SecurityServer => &["instance", "member class", "member code", "server code"],
             IdKind::GlobalGroup => &["instance", "group code"],
         }
@@ -52,7 +56,10 @@ impl IdKind {
                 found: raw.len(),
             });
         }
-        raw.iter().zip(names).map(|(value, name)| Part::parse(value.as_ref(), self.name(), name)).collect()
+        raw.iter()
+            .zip(names)
+            .map(|(value, name)| Part::parse(value.as_ref(), self.name(), name))
+            .collect()
     }
 }
 
@@ -101,7 +108,11 @@ pub struct GlobalGroupId {
 
 impl MemberId {
     pub fn new(instance: Part, member_class: Part, member_code: Part) -> Self {
-        Self { instance, member_class, member_code }
+        Self {
+            instance,
+            member_class,
+            member_code,
+        }
     }
     pub fn instance(&self) -> &Part {
         &self.instance
@@ -114,11 +125,17 @@ impl MemberId {
     }
     /// The subsystem `code` of this member.
     pub fn subsystem(&self, code: Part) -> SubsystemId {
-        SubsystemId { member: self.clone(), subsystem_code: code }
+        SubsystemId {
+            member: self.clone(),
+            subsystem_code: code,
+        }
     }
     /// The security server `code` owned by this member.
     pub fn security_server(&self, code: Part) -> SecurityServerId {
-        SecurityServerId { owner: self.clone(), server_code: code }
+        SecurityServerId {
+            owner: self.clone(),
+            server_code: code,
+        }
     }
     fn from_parts(parts: Vec<Part>) -> Self {
         let mut parts = parts.into_iter();
@@ -128,13 +145,20 @@ impl MemberId {
         else {
             unreachable!("member identifiers have three parts")
         };
-        Self { instance, member_class, member_code }
+        Self {
+            instance,
+            member_class,
+            member_code,
+        }
     }
 }
 
 impl SubsystemId {
     pub fn new(member: MemberId, subsystem_code: Part) -> Self {
-        Self { member, subsystem_code }
+        Self {
+            member,
+            subsystem_code,
+        }
     }
     pub fn member(&self) -> &MemberId {
         &self.member
@@ -147,19 +171,28 @@ impl SubsystemId {
     }
     /// The service `code` of this subsystem.
     pub fn service(&self, code: Part) -> ServiceId {
-        ServiceId { subsystem: self.clone(), service_code: code }
+        ServiceId {
+            subsystem: self.clone(),
+            service_code: code,
+        }
     }
     /// Parses a subsystem from four already-split (and already-decoded) parts.
     pub fn from_segments<S: AsRef<str>>(segments: &[S]) -> Result<Self, IdError> {
         let mut parts = IdKind::Subsystem.parse_segments(segments)?;
         let subsystem_code = parts.remove(3);
-        Ok(Self { member: MemberId::from_parts(parts), subsystem_code })
+        Ok(Self {
+            member: MemberId::from_parts(parts),
+            subsystem_code,
+        })
     }
 }
 
 impl ServiceId {
     pub fn new(subsystem: SubsystemId, service_code: Part) -> Self {
-        Self { subsystem, service_code }
+        Self {
+            subsystem,
+            service_code,
+        }
     }
     pub fn subsystem(&self) -> &SubsystemId {
         &self.subsystem
@@ -178,7 +211,10 @@ impl ServiceId {
         let mut parts = IdKind::Service.parse_segments(segments)?;
         let service_code = parts.remove(4);
         let subsystem_code = parts.remove(3);
-        Ok(Self { subsystem: MemberId::from_parts(parts).subsystem(subsystem_code), service_code })
+        Ok(Self {
+            subsystem: MemberId::from_parts(parts).subsystem(subsystem_code),
+            service_code,
+        })
     }
 }
 
@@ -199,7 +235,10 @@ impl SecurityServerId {
 
 impl GlobalGroupId {
     pub fn new(instance: Part, group_code: Part) -> Self {
-        Self { instance, group_code }
+        Self {
+            instance,
+            group_code,
+        }
     }
     pub fn instance(&self) -> &Part {
         &self.instance
@@ -237,7 +276,10 @@ impl FromStr for SecurityServerId {
     fn from_str(value: &str) -> Result<Self, IdError> {
         let mut parts = IdKind::SecurityServer.parse_parts(value)?;
         let server_code = parts.remove(3);
-        Ok(Self { owner: MemberId::from_parts(parts), server_code })
+        Ok(Self {
+            owner: MemberId::from_parts(parts),
+            server_code,
+        })
     }
 }
 
@@ -246,7 +288,10 @@ impl FromStr for GlobalGroupId {
     fn from_str(value: &str) -> Result<Self, IdError> {
         let mut parts = IdKind::GlobalGroup.parse_parts(value)?.into_iter();
         match (parts.next(), parts.next()) {
-            (Some(instance), Some(group_code)) => Ok(Self { instance, group_code }),
+            (Some(instance), Some(group_code)) => Ok(Self {
+                instance,
+                group_code,
+            }),
             _ => unreachable!("global group identifiers have two parts"),
         }
     }
@@ -254,7 +299,11 @@ impl FromStr for GlobalGroupId {
 
 impl fmt::Display for MemberId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.instance, self.member_class, self.member_code)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.instance, self.member_class, self.member_code
+        )
     }
 }
 
@@ -306,4 +355,10 @@ macro_rules! debug_serde_as_string {
     )*};
 }
 
-debug_serde_as_string!(MemberId, SubsystemId, ServiceId, SecurityServerId, GlobalGroupId);
+debug_serde_as_string!(
+    MemberId,
+    SubsystemId,
+    ServiceId,
+    SecurityServerId,
+    GlobalGroupId
+);

@@ -7,15 +7,33 @@ pub const MAX_PART_LENGTH: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{kind} identifier must have {expected} parts separated by '/', found {found}")]
-    WrongPartCount { kind: &'static str, expected: usize, found: usize },
+    WrongPartCount {
+        kind: &'static str,
+        expected: usize,
+        found: usize,
+    },
     #[error("{kind} identifier has an empty {part}")]
-    EmptyPart { kind: &'static str, part: &'static str },
-    #[error("{kind} identifier's {part} is {length} characters long, the limit is {MAX_PART_LENGTH}")]
-    PartTooLong { kind: &'static str, part: &'static str, length: usize },
+    EmptyPart {
+        kind: &'static str,
+        part: &'static str,
+    },
+    #[error(
+        "{kind} identifier's {part} is {length} characters long, the limit is {MAX_PART_LENGTH}"
+    )]
+    PartTooLong {
+        kind: &'static str,
+        part: &'static str,
+        length: usize,
+    },
     #[error(
         "{kind} identifier's {part} has the forbidden character {character:?} at position {position}"
     )]
-    ForbiddenCharacter { kind: &'static str, part: &'static str, character: char, position: usize },
+    ForbiddenCharacter {
+        kind: &'static str,
+        part: &'static str,
+        character: char,
+        position: usize,
+    },
 }
 
 /// One validated part of an identifier: 1..=255 characters from
@@ -34,7 +52,12 @@ impl Part {
             return Err(IdError::PartTooLong { kind, part, length });
         }
         if let Some((index, character)) = value.chars().enumerate().find(|(_, c)| !is_allowed(*c)) {
-            return Err(IdError::ForbiddenCharacter { kind, part, character, position: index + 1 });
+            return Err(IdError::ForbiddenCharacter {
+                kind,
+                part,
+                character,
+                position: index + 1,
+            });
         }
         Ok(Self(value.to_owned()))
     }
@@ -45,7 +68,11 @@ impl Part {
 }
 
 fn is_allowed(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '\'' | '(' | ')' | '+' | ',' | '-' | '.' | '=' | '?' | '_')
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '\'' | '(' | ')' | '+' | ',' | '-' | '.' | '=' | '?' | '_'
+        )
 }
 
 impl fmt::Display for Part {

@@ -22,7 +22,9 @@ pub enum AeadError {
     Random,
     #[error("sealed body is {0} bytes, shorter than a nonce and a tag")]
     Truncated(usize),
-    #[error("sealed body does not open with key {key_id}: wrong key, wrong record or altered bytes")]
+    #[error(
+        "sealed body does not open with key {key_id}: wrong key, wrong record or altered bytes"
+    )]
     Open { key_id: String },
 }
 
@@ -37,16 +39,23 @@ impl BodyKey {
     /// A fresh random key called `id`.
     pub fn generate(id: &str) -> Result<Self, AeadError> {
         let mut bytes = [0u8; BODY_KEY_LENGTH];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| AeadError::Random)?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| AeadError::Random)?;
         Self::from_bytes(id, &bytes)
     }
 
     pub fn from_bytes(id: &str, bytes: &[u8]) -> Result<Self, AeadError> {
-        let bytes: [u8; BODY_KEY_LENGTH] =
-            bytes.try_into().map_err(|_| AeadError::KeyLength(bytes.len()))?;
+        let bytes: [u8; BODY_KEY_LENGTH] = bytes
+            .try_into()
+            .map_err(|_| AeadError::KeyLength(bytes.len()))?;
         let unbound =
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| AeadError::KeyLength(bytes.len()))?;
-        Ok(Self { id: id.to_owned(), bytes, key: LessSafeKey::new(unbound) })
+        Ok(Self {
+            id: id.to_owned(),
+            bytes,
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -61,7 +70,9 @@ impl BodyKey {
     /// Seals `plaintext`, binding it to `aad`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| AeadError::Random)?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| AeadError::Random)?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
@@ -89,7 +100,9 @@ impl BodyKey {
         let plaintext = self
             .key
             .open_in_place(nonce, Aad::from(aad), &mut buffer)
-            .map_err(|_| AeadError::Open { key_id: self.id.clone() })?;
+            .map_err(|_| AeadError::Open {
+                key_id: self.id.clone(),
+            })?;
         let length = plaintext.len();
         buffer.truncate(length);
         Ok(buffer)
@@ -98,7 +111,10 @@ impl BodyKey {
 
 impl fmt::Debug for BodyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BodyKey").field("id", &self.id).field("key", &"<redacted>").finish()
+        f.debug_struct("BodyKey")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
+            .finish()
     }
 }
 
@@ -112,16 +128,25 @@ mod tests {
         let sealed = key.seal(b"record 7", b"hello").unwrap();
         assert_eq!(sealed.len(), 12 + 5 + 16);
         assert_eq!(key.open(b"record 7", &sealed).unwrap(), b"hello");
-        assert!(matches!(key.open(b"record 8", &sealed), Err(AeadError::Open { .. })));
+        assert!(matches!(
+            key.open(b"record 8", &sealed),
+            Err(AeadError::Open { .. })
+        ));
         let mut flipped = sealed.clone();
         flipped[13] ^= 1;
         assert!(key.open(b"record 7", &flipped).is_err());
-        assert!(matches!(key.open(b"", &sealed[..10]), Err(AeadError::Truncated(10))));
+        assert!(matches!(
+            key.open(b"", &sealed[..10]),
+            Err(AeadError::Truncated(10))
+        ));
         let other = BodyKey::generate("k2").unwrap();
         assert!(other.open(b"record 7", &sealed).is_err());
         let same = BodyKey::from_bytes("k1", &key.to_bytes()).unwrap();
         assert_eq!(same.open(b"record 7", &sealed).unwrap(), b"hello");
-        assert!(matches!(BodyKey::from_bytes("x", &[0; 31]), Err(AeadError::KeyLength(31))));
+        assert!(matches!(
+            BodyKey::from_bytes("x", &[0; 31]),
+            Err(AeadError::KeyLength(31))
+        ));
         assert!(!format!("{key:?}").contains(&format!("{:?}", key.to_bytes())));
     }
 }

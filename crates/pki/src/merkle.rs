@@ -12,8 +12,15 @@ use crate::digest::Sha256;
 pub enum MerkleError {
     #[error("leaf index {leaf_index} is outside a tree of {tree_size} leaves")]
     IndexOutOfRange { leaf_index: u64, tree_size: u64 },
-    #[error("inclusion proof has {found} hashes, a tree of {tree_size} leaves needs {expected} for leaf {leaf_index}")]
-    WrongPathLength { leaf_index: u64, tree_size: u64, expected: usize, found: usize },
+    #[error(
+        "inclusion proof has {found} hashes, a tree of {tree_size} leaves needs {expected} for leaf {leaf_index}"
+    )]
+    WrongPathLength {
+        leaf_index: u64,
+        tree_size: u64,
+        expected: usize,
+        found: usize,
+    },
     #[error("inclusion proof for leaf {leaf_index} does not lead to the expected root")]
     RootMismatch { leaf_index: u64 },
 }
@@ -93,7 +100,11 @@ impl MerkleTree {
             }
             position /= 2;
         }
-        Some(InclusionProof { leaf_index: index as u64, tree_size: self.len() as u64, path })
+        Some(InclusionProof {
+            leaf_index: index as u64,
+            tree_size: self.len() as u64,
+            path,
+        })
     }
 }
 
@@ -111,7 +122,10 @@ impl InclusionProof {
     pub fn root_for(&self, leaf_hash: &[u8; 32]) -> Result<[u8; 32], MerkleError> {
         let (leaf_index, tree_size) = (self.leaf_index, self.tree_size);
         if leaf_index >= tree_size {
-            return Err(MerkleError::IndexOutOfRange { leaf_index, tree_size });
+            return Err(MerkleError::IndexOutOfRange {
+                leaf_index,
+                tree_size,
+            });
         }
         let expected = expected_path_length(leaf_index, tree_size);
         if self.path.len() != expected {
@@ -145,7 +159,9 @@ impl InclusionProof {
         if &self.root_for(leaf_hash)? == root {
             Ok(())
         } else {
-            Err(MerkleError::RootMismatch { leaf_index: self.leaf_index })
+            Err(MerkleError::RootMismatch {
+                leaf_index: self.leaf_index,
+            })
         }
     }
 }
@@ -167,7 +183,10 @@ fn expected_path_length(mut index: u64, size: u64) -> usize {
 mod hex_hashes {
     use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
 
-    pub(super) fn serialize<S: Serializer>(path: &[[u8; 32]], serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        path: &[[u8; 32]],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(path.len()))?;
         for hash in path {
             seq.serialize_element(&hex::encode(hash))?;
@@ -175,13 +194,17 @@ mod hex_hashes {
         seq.end()
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<[u8; 32]>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<[u8; 32]>, D::Error> {
         let strings = Vec::<String>::deserialize(deserializer)?;
         strings
             .iter()
             .map(|text| {
                 let bytes = hex::decode(text).map_err(D::Error::custom)?;
-                bytes.try_into().map_err(|_| D::Error::custom("a path hash must be 32 bytes"))
+                bytes
+                    .try_into()
+                    .map_err(|_| D::Error::custom("a path hash must be 32 bytes"))
             })
             .collect()
     }
@@ -221,7 +244,9 @@ mod tests {
     }
 
     fn leaves(n: usize) -> Vec<[u8; 32]> {
-        (0..n).map(|i| leaf_hash(format!("leaf {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("leaf {i}").as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -233,7 +258,11 @@ mod tests {
             assert_eq!(root, reference_root(&hashes), "root of {size}");
             for index in 0..size {
                 let proof = tree.proof(index).unwrap();
-                assert_eq!(proof.path, reference_path(index, &hashes), "path {index}/{size}");
+                assert_eq!(
+                    proof.path,
+                    reference_path(index, &hashes),
+                    "path {index}/{size}"
+                );
                 proof.verify(&hashes[index], &root).unwrap();
             }
             assert!(tree.proof(size).is_none());
@@ -246,17 +275,26 @@ mod tests {
         let tree = MerkleTree::from_leaf_hashes(hashes.clone());
         let root = tree.root();
         let proof = tree.proof(5).unwrap();
-        assert_eq!(proof.verify(&hashes[6], &root), Err(MerkleError::RootMismatch { leaf_index: 5 }));
+        assert_eq!(
+            proof.verify(&hashes[6], &root),
+            Err(MerkleError::RootMismatch { leaf_index: 5 })
+        );
         assert!(proof.verify(&hashes[5], &leaf_hash(b"other")).is_err());
         let mut moved = proof.clone();
         moved.leaf_index = 4;
         assert!(moved.verify(&hashes[5], &root).is_err());
         let mut outside = proof.clone();
         outside.leaf_index = 13;
-        assert!(matches!(outside.verify(&hashes[5], &root), Err(MerkleError::IndexOutOfRange { .. })));
+        assert!(matches!(
+            outside.verify(&hashes[5], &root),
+            Err(MerkleError::IndexOutOfRange { .. })
+        ));
         let mut short = proof.clone();
         short.path.pop();
-        assert!(matches!(short.verify(&hashes[5], &root), Err(MerkleError::WrongPathLength { .. })));
+        assert!(matches!(
+            short.verify(&hashes[5], &root),
+            Err(MerkleError::WrongPathLength { .. })
+        ));
         let mut flipped = proof;
         flipped.path[0][0] ^= 1;
         assert!(flipped.verify(&hashes[5], &root).is_err());

@@ -16,7 +16,9 @@ fn documented_rows() -> BTreeMap<String, (u16, String)> {
             continue;
         }
         let code = cells[1].trim_matches('`').to_owned();
-        let status = cells[2].parse().unwrap_or_else(|_| panic!("{code}: status {:?}", cells[2]));
+        let status = cells[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("{code}: status {:?}", cells[2]));
         let previous = rows.insert(code.clone(), (status, cells[3].to_owned()));
         assert!(previous.is_none(), "{code} is documented twice");
     }
@@ -28,12 +30,24 @@ fn every_fault_code_is_documented_exactly() {
     let documented = documented_rows();
     let in_code: BTreeMap<String, (u16, String)> = FaultCode::ALL
         .iter()
-        .map(|fault| (fault.code().to_owned(), (fault.http_status(), fault.meaning().to_owned())))
+        .map(|fault| {
+            (
+                fault.code().to_owned(),
+                (fault.http_status(), fault.meaning().to_owned()),
+            )
+        })
         .collect();
     for (code, row) in &in_code {
-        assert_eq!(documented.get(code), Some(row), "docs/errors.md disagrees with the enum on {code}");
+        assert_eq!(
+            documented.get(code),
+            Some(row),
+            "docs/errors.md disagrees with the enum on {code}"
+        );
     }
     for code in documented.keys() {
-        assert!(in_code.contains_key(code), "docs/errors.md lists {code}, which the enum does not have");
+        assert!(
+            in_code.contains_key(code),
+            "docs/errors.md lists {code}, which the enum does not have"
+        );
     }
 }

@@ -4,7 +4,12 @@ use passerelle_ids::{GlobalGroupId, IdError, MemberId, SecurityServerId, Service
 fn every_kind_round_trips_through_its_canonical_string_and_serde() {
     fn check<T>(text: &str)
     where
-        T: std::str::FromStr<Err = IdError> + std::fmt::Display + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        T: std::str::FromStr<Err = IdError>
+            + std::fmt::Display
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + PartialEq
+            + std::fmt::Debug,
     {
         let parsed: T = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(parsed.to_string(), text);
@@ -38,15 +43,30 @@ fn accessors_name_each_part() {
 
 #[test]
 fn each_forbidden_character_is_named_with_its_part_and_position() {
-    for character in ['/', ' ', ':', ';', '@', '#', '%', '&', '*', '!', '"', '\\', '<', '>', '[', ']', '{', '}', '|', '~', '^', '$', '`', '\t', '\n', '\0', 'é', 'ا', '😀'] {
+    for character in [
+        '/', ' ', ':', ';', '@', '#', '%', '&', '*', '!', '"', '\\', '<', '>', '[', ']', '{', '}',
+        '|', '~', '^', '$', '`', '\t', '\n', '\0', 'é', 'ا', '😀',
+    ] {
         let text = format!("BJ/GOV/MIN{character}SANTE");
         let error = text.parse::<MemberId>().unwrap_err();
         if character == '/' {
-            assert_eq!(error, IdError::WrongPartCount { kind: "member", expected: 3, found: 4 });
+            assert_eq!(
+                error,
+                IdError::WrongPartCount {
+                    kind: "member",
+                    expected: 3,
+                    found: 4
+                }
+            );
         } else {
             assert_eq!(
                 error,
-                IdError::ForbiddenCharacter { kind: "member", part: "member code", character, position: 4 },
+                IdError::ForbiddenCharacter {
+                    kind: "member",
+                    part: "member code",
+                    character,
+                    position: 4
+                },
                 "{character:?}"
             );
         }
@@ -56,36 +76,94 @@ fn each_forbidden_character_is_named_with_its_part_and_position() {
 #[test]
 fn shape_errors_are_precise() {
     let cases: &[(&str, IdError)] = &[
-        ("", IdError::WrongPartCount { kind: "member", expected: 3, found: 1 }),
-        ("BJ/GOV", IdError::WrongPartCount { kind: "member", expected: 3, found: 2 }),
-        ("BJ/GOV/A/B", IdError::WrongPartCount { kind: "member", expected: 3, found: 4 }),
-        ("/GOV/A", IdError::EmptyPart { kind: "member", part: "instance" }),
-        ("BJ//A", IdError::EmptyPart { kind: "member", part: "member class" }),
-        ("BJ/GOV/", IdError::EmptyPart { kind: "member", part: "member code" }),
+        (
+            "",
+            IdError::WrongPartCount {
+                kind: "member",
+                expected: 3,
+                found: 1,
+            },
+        ),
+        (
+            "BJ/GOV",
+            IdError::WrongPartCount {
+                kind: "member",
+                expected: 3,
+                found: 2,
+            },
+        ),
+        (
+            "BJ/GOV/A/B",
+            IdError::WrongPartCount {
+                kind: "member",
+                expected: 3,
+                found: 4,
+            },
+        ),
+        (
+            "/GOV/A",
+            IdError::EmptyPart {
+                kind: "member",
+                part: "instance",
+            },
+        ),
+        (
+            "BJ//A",
+            IdError::EmptyPart {
+                kind: "member",
+                part: "member class",
+            },
+        ),
+        (
+            "BJ/GOV/",
+            IdError::EmptyPart {
+                kind: "member",
+                part: "member code",
+            },
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(&text.parse::<MemberId>().unwrap_err(), expected, "{text:?}");
     }
     assert_eq!(
         "BJ/GOV/A/".parse::<SubsystemId>().unwrap_err(),
-        IdError::EmptyPart { kind: "subsystem", part: "subsystem code" }
+        IdError::EmptyPart {
+            kind: "subsystem",
+            part: "subsystem code"
+        }
     );
     assert_eq!(
         "BJ/GOV/A/s".parse::<ServiceId>().unwrap_err(),
-        IdError::WrongPartCount { kind: "service", expected: 5, found: 4 }
+        IdError::WrongPartCount {
+            kind: "service",
+            expected: 5,
+            found: 4
+        }
     );
     assert_eq!(
         "BJ/GOV/A/ss1/x".parse::<SecurityServerId>().unwrap_err(),
-        IdError::WrongPartCount { kind: "security server", expected: 4, found: 5 }
+        IdError::WrongPartCount {
+            kind: "security server",
+            expected: 4,
+            found: 5
+        }
     );
     assert_eq!(
         "BJ".parse::<GlobalGroupId>().unwrap_err(),
-        IdError::WrongPartCount { kind: "global group", expected: 2, found: 1 }
+        IdError::WrongPartCount {
+            kind: "global group",
+            expected: 2,
+            found: 1
+        }
     );
     let long = "x".repeat(256);
     assert_eq!(
         format!("BJ/{long}/A").parse::<MemberId>().unwrap_err(),
-        IdError::PartTooLong { kind: "member", part: "member class", length: 256 }
+        IdError::PartTooLong {
+            kind: "member",
+            part: "member class",
+            length: 256
+        }
     );
     assert!(serde_json::from_str::<MemberId>("\"BJ/GOV\"").is_err());
     assert!(serde_json::from_str::<MemberId>("42").is_err());
@@ -116,7 +194,11 @@ fn parsers_never_panic_on_hostile_input() {
     for _ in 0..5000 {
         let length = (next(&mut state) % 80) as usize;
         const ALPHABET: &[u8] = b"/%BJGOV0a.'?\xff\x00 ";
-        inputs.push((0..length).map(|_| ALPHABET[(next(&mut state) % ALPHABET.len() as u64) as usize]).collect());
+        inputs.push(
+            (0..length)
+                .map(|_| ALPHABET[(next(&mut state) % ALPHABET.len() as u64) as usize])
+                .collect(),
+        );
     }
     for input in &inputs {
         let text = String::from_utf8_lossy(input);
