@@ -1,10 +1,317 @@
-//! `passerelle audit`.
+//! `passerelle audit`: export, verify and replay message-log archives, offline.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use passerelle_ids::{ServiceId, SubsystemId};
+use passerelle_messagelog::{
+    Durability, ExportFilter, KeyRing, LogOptions, MessageLog, VerifyOptions, describe_exchange,
+    extract_exchange, find_exchanges, timeline, verify_archive,
+};
+
+/// `println!` that returns an error (for example a closed pipe) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+/// Exit code of `verify` when the evidence does not hold (1 is for usage and I/O errors).
+const EXIT_EVIDENCE_INVALID: u8 = 2;
 
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum AuditCommand {}
+pub(crate) enum AuditCommand {
+    /// Write a range of a message log to one self-contained archive file.
+    #[command(after_help = "\
+Examples:
+  # Everything not yet exported, continuing the previous archive's chain:
+  passerelle audit export --log /var/lib/passerelle/messagelog --previous 2025-05.pla -o 2025-06.pla
+
+  # One client's exchanges in June (other entries become redacted links, so the chain still checks):
+  passerelle audit export --log DIR --from 2025-06-01T00:00:00Z --to 2025-06-30T23:59:59Z \\
+      --client BJ/GOV/MINEDU/schools --anchors ca.pem -o minedu-june.pla
+
+Run it on a stopped server's log directory (the index database allows one process at a time).")]
+    Export(Box<ExportArgs>),
+    /// Check an archive offline: every checksum, hash, chain link, time-stamp span, signature,
+    /// certificate chain, and (with --key) body.
+    #[command(after_help = "\
+Exit status: 0 when everything holds, 2 when the evidence does not (the first failing entry is
+named: sequence number, message id, what failed), 1 when the archive cannot be read at all.
+
+Examples:
+  passerelle audit verify 2025-06.pla
+  passerelle audit verify 2025-06.pla --key body-keys.toml --anchors instance-ca.pem
+  passerelle audit verify 2025-06.pla --json | jq .failure")]
+    Verify {
+        /// The archive.
+        file: PathBuf,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The log's body-key file: also open every body and compare it with its digest.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
+        /// Extra trust anchors (PEM), besides those inside the archive.
+        #[arg(long, value_name = "PEM")]
+        anchors: Option<PathBuf>,
+    },
+    /// Show an archive's exchanges as a timeline, or one exchange in full.
+    #[command(after_help = "\
+Examples:
+  passerelle audit replay 2025-06.pla
+  passerelle audit replay 2025-06.pla --message-id 5b2e0c1d --key body-keys.toml
+  # Write one exchange's evidence as files for openssl (see docs/audit.md):
+  passerelle audit replay 2025-06.pla --message-id 5b2e0c1d --extract evidence/")]
+    Replay {
+        /// The archive.
+        file: PathBuf,
+        /// Show this message's request and response in full.
+        #[arg(long, value_name = "ID")]
+        message_id: Option<String>,
+        /// Body-key file, to decrypt bodies.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
+        /// With --message-id: write signing inputs, signatures, certificates (and bodies with
+        /// --key) into this directory.
+        #[arg(long, value_name = "DIR", requires = "message_id")]
+        extract: Option<PathBuf>,
+        /// Timeline as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `passerelle audit export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The message-log directory (holds `segments/` and `index/`).
+    #[arg(long, value_name = "DIR")]
+    log: PathBuf,
+    /// Requests received at or after this time (RFC 3339, or unix milliseconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    from: Option<u64>,
+    /// Requests received at or before this time (RFC 3339, or unix milliseconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to: Option<u64>,
+    /// Show only this client subsystem's exchanges in full.
+    #[arg(long, value_name = "SUBSYSTEM-ID")]
+    client: Option<SubsystemId>,
+    /// Show only this service's exchanges in full.
+    #[arg(long, value_name = "SERVICE-ID")]
+    service: Option<ServiceId>,
+    /// Show only this message's exchange in full.
+    #[arg(long, value_name = "ID")]
+    message_id: Option<String>,
+    /// The previous archive: this one starts right after it and names its last hash.
+    #[arg(long, value_name = "ARCHIVE")]
+    previous: Option<PathBuf>,
+    /// CA certificates (PEM) to embed as trust anchors for the signers' chains.
+    #[arg(long, value_name = "PEM")]
+    anchors: Option<PathBuf>,
+    /// The archive to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+}
 
 pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        AuditCommand::Export(arguments) => {
+            let ExportArgs {
+                log,
+                from,
+                to,
+                client,
+                service,
+                message_id,
+                previous,
+                anchors,
+                output,
+            } = *arguments;
+            let anchors = match anchors {
+                Some(path) => load_anchors(&path)?,
+                None => Vec::new(),
+            };
+            let message_log = MessageLog::open(&log, LogOptions::new(Durability::Fsync))
+                .with_context(|| format!("opening the message log in {}", log.display()))?;
+            let filter = ExportFilter {
+                from_ms: from,
+                to_ms: to,
+                client,
+                service,
+                message_id,
+            };
+            let summary = message_log.export(
+                &filter,
+                previous.as_deref(),
+                &anchors,
+                &output,
+                SystemTime::now(),
+            )?;
+            say!(
+                "wrote {}: entries {}..={} ({} in full, {} redacted), last hash {}",
+                output.display(),
+                summary.first_sequence,
+                summary.last_sequence,
+                summary.full_entries,
+                summary.redacted_entries,
+                summary.last_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            file,
+            json,
+            key,
+            anchors,
+        } => {
+            let keys = key.as_deref().map(KeyRing::load).transpose()?;
+            let anchors = match anchors {
+                Some(path) => load_anchors(&path)?,
+                None => Vec::new(),
+            };
+            let progress = |count: u64| eprint!("\rverified {count} entries…");
+            let options = VerifyOptions {
+                keys: keys.as_ref(),
+                anchors,
+                token_verifier: None,
+                progress: (!json).then_some(&progress as &dyn Fn(u64)),
+            };
+            let report = verify_archive(&file, &options)?;
+            if !json && report.entries >= 65_536 {
+                eprintln!();
+            }
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report)?;
+            }
+            Ok(if report.is_valid() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_EVIDENCE_INVALID)
+            })
+        }
+        AuditCommand::Replay {
+            file,
+            message_id,
+            key,
+            extract,
+            json,
+        } => {
+            let keys = key.as_deref().map(KeyRing::load).transpose()?;
+            match (message_id, extract) {
+                (Some(message_id), Some(dir)) => {
+                    for extracted in extract_exchange(&file, &message_id, keys.as_ref(), &dir)? {
+                        say!("{}", extracted.dir.display());
+                        for path in extracted.files {
+                            say!("  {}", path.display());
+                        }
+                    }
+                }
+                (Some(message_id), None) => {
+                    let entries = find_exchanges(&file, &message_id)?;
+                    anyhow::ensure!(
+                        !entries.is_empty(),
+                        "message {message_id} is not shown in full in {}",
+                        file.display()
+                    );
+                    for entry in entries {
+                        if let Some(record) = entry.exchange() {
+                            say!(
+                                "{}",
+                                describe_exchange(entry.sequence, record, keys.as_ref())
+                            );
+                        }
+                    }
+                }
+                (None, _) => {
+                    let stdout = std::io::stdout();
+                    let mut out = stdout.lock();
+                    timeline(&file, json, &mut out)?;
+                    out.flush()?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result<()> {
+    match &report.failure {
+        None => say!("OK: the archive holds"),
+        Some(failure) => say!("FAILED: {failure}"),
+    }
+    if let Some(manifest) = &report.manifest {
+        say!(
+            "  range          entries {}..={}",
+            manifest.first_sequence,
+            manifest.last_sequence
+        );
+        if let Some(previous) = &manifest.previous_archive {
+            say!(
+                "  continues      archive ending at entry {} ({})",
+                previous.last_sequence,
+                previous.last_hash
+            );
+        }
+    }
+    say!(
+        "  entries        {} ({} in full, {} redacted links)",
+        report.entries,
+        report.full_entries,
+        report.redacted_entries
+    );
+    say!(
+        "  signatures     {} checked, {} certificate chains validated",
+        report.signatures_checked,
+        report.certificate_chains_checked
+    );
+    say!(
+        "  bodies         {} checked against their digests, {} not opened (no --key)",
+        report.bodies_checked,
+        report.bodies_not_opened
+    );
+    say!(
+        "  checkpoints    {} roots recomputed; tokens: {} verified, {} present but not verified",
+        report.checkpoints_checked,
+        report.tokens_verified,
+        report.tokens_not_verified
+    );
+    say!(
+        "  not stamped    {} entries after the last checkpoint",
+        report.entries_not_timestamped
+    );
+    say!(
+        "  OCSP responses {} stapled (kept as evidence)",
+        report.certificate_status_responses
+    );
+    if let Some(hash) = &report.last_hash {
+        say!("  last hash      {hash}");
+    }
+    Ok(())
+}
+
+fn load_anchors(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let certificates = passerelle_pki::Certificate::load(path)
+        .with_context(|| format!("reading trust anchors from {}", path.display()))?;
+    Ok(certificates
+        .iter()
+        .map(|certificate| certificate.der().to_vec())
+        .collect())
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    if let Ok(millis) = text.parse::<u64>() {
+        return Ok(millis);
+    }
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!("expected RFC 3339 (2025-06-01T00:00:00Z) or unix milliseconds: {e}")
+        })?;
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| "time before 1970".to_owned())
 }

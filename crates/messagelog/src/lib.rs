@@ -1,1 +1,49 @@
-//! Durable hash-chained message log, time-stamp batches, export and verification.
+//! The message log of a security server: durable, hash-chained evidence of every exchange, batch
+//! time-stamp checkpoints, export to self-contained archives, and their offline verification.
+//!
+//! It owns the segment-file format (see `docs/audit.md`), the record model, group commit, body
+//! encryption at rest, the sled indexes beside the segments, archive export, verification and
+//! replay. It must never depend on tokio, hyper, the global configuration or the servers: an
+//! auditor runs `passerelle audit verify` with no runtime, no network and no server code. All
+//! cryptography comes from `passerelle-pki`; this crate never touches ring directly.
+//!
+//! Architecture invariant: the segment files are the evidence; sled holds only indexes and state
+//! that can be rebuilt from the segments.
+
+mod accumulator;
+mod archive;
+mod checkpoint;
+mod crc32c;
+mod error;
+mod frame;
+mod hash;
+mod keys;
+mod log;
+mod record;
+mod replay;
+mod retention;
+mod segment;
+mod ticket;
+mod verify;
+
+pub use accumulator::MerkleAccumulator;
+pub use archive::{
+    ArchiveFrame, ArchiveReader, ArchiveWriter, ExportFilter, ExportSummary, Manifest,
+};
+pub use checkpoint::{CheckpointSummary, Timestamper, TokenVerifier};
+pub use crc32c::crc32c;
+pub use error::LogError;
+pub use hash::Sha256Hash;
+pub use keys::KeyRing;
+pub use log::{Durability, LogHealth, LogOptions, MessageLog};
+pub use record::{
+    BatchEvidence, Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart, Side,
+    SignatureEvidence,
+};
+pub use replay::{
+    ExtractedFiles, TimelineRow, describe_exchange, extract_exchange, find_exchanges, timeline,
+};
+pub use retention::{RetentionReport, RetentionTask};
+pub use segment::{SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use ticket::{AppendTicket, Appended};
+pub use verify::{Failure, FailureKind, VerifyOptions, VerifyReport, verify_archive};

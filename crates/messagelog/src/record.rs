@@ -1,0 +1,208 @@
+//! The record model: what a security server logs for each exchange, and the chained entry that
+//! wraps it on disk.
+//!
+//! Everything except the bodies is stored in clear so that the chain, the signatures and the
+//! time-stamps can be checked without the body key.
+
+use passerelle_ids::{ServiceId, SubsystemId};
+use passerelle_pki::merkle::InclusionProof;
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{Sha256Hash, base64_bytes};
+
+/// Which security server of the exchange wrote the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The client's security server (it received the request from its information system).
+    Consumer,
+    /// The service's security server (it forwarded the request to the provider's service).
+    Provider,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Consumer => "consumer",
+            Side::Provider => "provider",
+        }
+    }
+}
+
+/// One exchange as seen by one side: metadata, and for the request and the response the signed
+/// evidence and the (sealed) body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRecord {
+    pub side: Side,
+    /// `X-Road-Id` of the exchange.
+    pub message_id: String,
+    /// The request id that the response's signing input binds to.
+    pub request_id: String,
+    pub client: SubsystemId,
+    pub service: ServiceId,
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path and query after the service part, e.g. `/v1/children/42?year=2024`.
+    pub path_and_query: String,
+    /// `X-Road-UserId`, when the caller sent one.
+    pub user_id: Option<String>,
+    /// When this side received the request (unix milliseconds).
+    pub request_received_at_ms: u64,
+    /// When this side sent the response (unix milliseconds).
+    pub response_sent_at_ms: u64,
+    /// HTTP status answered to the caller.
+    pub status: u16,
+    /// Fault code (`X-Road-Error`) when the gateway answered with an error.
+    pub fault_code: Option<String>,
+    pub request: MessagePart,
+    pub response: MessagePart,
+}
+
+impl ExchangeRecord {
+    /// Milliseconds between receiving the request and sending the response.
+    pub fn duration_ms(&self) -> u64 {
+        self.response_sent_at_ms
+            .saturating_sub(self.request_received_at_ms)
+    }
+}
+
+/// The request or the response of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePart {
+    /// The canonical signing input produced by the protocol crate, byte for byte.
+    #[serde(with = "base64_bytes")]
+    pub signing_input: Vec<u8>,
+    /// The signature over the signing input (or over the batch root), when the part was signed.
+    pub signature: Option<SignatureEvidence>,
+    /// The stapled certificate-status response (OCSP response DER), when one was stapled.
+    #[serde(with = "base64_bytes::option", default)]
+    pub certificate_status: Option<Vec<u8>>,
+    /// SHA-256 of the plaintext body.
+    pub body_digest: Sha256Hash,
+    /// Size of the plaintext body in bytes.
+    pub body_size: u64,
+    pub body: Body,
+}
+
+/// A signature and what is needed to check it offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureEvidence {
+    /// Algorithm name as `passerelle-pki` spells it, e.g. `ecdsa-p256-sha256`. Kept as text so that
+    /// a record written today stays readable by a verifier that knows more algorithms.
+    pub algorithm: String,
+    #[serde(with = "base64_bytes")]
+    pub signature: Vec<u8>,
+    /// The signer's certificate first, then any intermediates, each DER. Stored inline so that each
+    /// record is self-contained evidence (a few hundred bytes per record, traded for simplicity).
+    #[serde(with = "base64_bytes::list")]
+    pub certificate_chain: Vec<Vec<u8>>,
+    /// Present when the signature covers a Merkle root of a batch of signing inputs.
+    pub batch: Option<BatchEvidence>,
+}
+
+/// Batch-signature evidence: the signed message is the 32 root bytes, and the part's leaf is
+/// `leaf_hash(signing_input)` (RFC 6962).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvidence {
+    pub root: Sha256Hash,
+    pub proof: InclusionProof,
+}
+
+/// A body as logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// The service is metadata-only: the body is not kept (its digest and size still are).
+    Absent,
+    /// AES-256-GCM under the body key `key_id`; see [`crate::KeyRing`] for the AAD.
+    Sealed {
+        key_id: String,
+        #[serde(with = "base64_bytes")]
+        sealed: Vec<u8>,
+    },
+    /// Input only: a plaintext body handed to [`crate::MessageLog::append`], which seals it under
+    /// the current key before anything is written. It can never be serialized.
+    #[serde(skip)]
+    Plain(Vec<u8>),
+}
+
+/// A batch time-stamp over the entries `first_sequence..=last_sequence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRecord {
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// RFC 6962 Merkle root over the leaves `leaf_hash(entry hash)` of the covered entries.
+    pub root: Sha256Hash,
+    /// The time-stamp token (RFC 3161 DER) over `root`.
+    #[serde(with = "base64_bytes")]
+    pub token: Vec<u8>,
+    /// When the checkpoint was taken (unix milliseconds).
+    pub created_at_ms: u64,
+}
+
+/// What an entry of the chain holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryBody {
+    Exchange(Box<ExchangeRecord>),
+    Checkpoint(CheckpointRecord),
+}
+
+/// One entry of the chain, as decoded from its content bytes.
+///
+/// Content bytes are the JSON `{"format":1,"sequence":N,"previous_hash":"…","entry":{…}}`;
+/// the entry's hash is `SHA-256(previous_hash ‖ SHA-256(content bytes))` over the bytes exactly as
+/// stored, so no re-serialization is ever needed to check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub format: u32,
+    pub sequence: u64,
+    pub previous_hash: Sha256Hash,
+    pub entry: EntryBody,
+}
+
+/// The version of the content JSON.
+pub(crate) const CONTENT_FORMAT: u32 = 1;
+
+impl Entry {
+    /// Builds content bytes from a pre-serialized entry body (done outside the writer thread).
+    pub(crate) fn content_bytes(sequence: u64, previous: &Sha256Hash, body_json: &[u8]) -> Vec<u8> {
+        let head = format!(
+            r#"{{"format":{CONTENT_FORMAT},"sequence":{sequence},"previous_hash":"{previous}","entry":"#
+        );
+        let mut content = Vec::with_capacity(head.len() + body_json.len() + 1);
+        content.extend_from_slice(head.as_bytes());
+        content.extend_from_slice(body_json);
+        content.push(b'}');
+        content
+    }
+
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.entry {
+            EntryBody::Exchange(record) => Some(&record.message_id),
+            EntryBody::Checkpoint(_) => None,
+        }
+    }
+
+    pub fn exchange(&self) -> Option<&ExchangeRecord> {
+        match &self.entry {
+            EntryBody::Exchange(record) => Some(record),
+            EntryBody::Checkpoint(_) => None,
+        }
+    }
+}
+
+/// The AAD that binds a sealed body to its record: `passerelle-body-v1\n<message id>\n<side>\n<part>`.
+pub(crate) fn body_aad(message_id: &str, side: Side, part: &str) -> Vec<u8> {
+    format!(
+        "passerelle-body-v1\n{message_id}\n{}\n{part}",
+        side.as_str()
+    )
+    .into_bytes()
+}

@@ -1,0 +1,260 @@
+//! Segment files: the append-only evidence itself.
+//!
+//! Layout (version 1), all integers little-endian:
+//! - header, 16 bytes: magic `PSLMLOG\0` ([`SEGMENT_MAGIC`]), `u32` version, `u32` zero;
+//! - then entries, each one frame `[u32 length][u32 CRC-32C][payload]` whose payload is the
+//!   entry's 32-byte chain hash followed by its content bytes (see [`crate::Entry`]).
+//!
+//! A segment is named after the sequence number of its first entry (`00000000000000000042.seg`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::LogError;
+use crate::frame::{FRAME_HEADER, FrameError, read_frame};
+use crate::hash::Sha256Hash;
+use crate::record::Entry;
+
+/// The first eight bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"PSLMLOG\0";
+/// The segment format version this crate writes and reads.
+pub const SEGMENT_VERSION: u32 = 1;
+pub(crate) const SEGMENT_HEADER: u64 = 16;
+
+pub(crate) fn segments_dir(dir: &Path) -> PathBuf {
+    dir.join("segments")
+}
+
+pub(crate) fn segment_path(dir: &Path, first_sequence: u64) -> PathBuf {
+    segments_dir(dir).join(format!("{first_sequence:020}.seg"))
+}
+
+/// The segments of a log, by first sequence, ascending.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let path = segments_dir(dir);
+    let mut segments = Vec::new();
+    let entries = std::fs::read_dir(&path).map_err(|e| LogError::io("list", &path, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io("list", &path, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(".seg")) else {
+            continue;
+        };
+        if let Ok(first) = stem.parse::<u64>() {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Creates an empty segment (header only) and makes its directory entry durable.
+pub(crate) fn create_segment(dir: &Path, first_sequence: u64) -> Result<File, LogError> {
+    let path = segment_path(dir, first_sequence);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io("create", &path, e))?;
+    let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
+    header.extend_from_slice(&SEGMENT_MAGIC);
+    header.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    file.write_all(&header)
+        .map_err(|e| LogError::io("write", &path, e))?;
+    file.sync_all()
+        .map_err(|e| LogError::io("sync", &path, e))?;
+    sync_dir(&segments_dir(dir))?;
+    Ok(file)
+}
+
+pub(crate) fn sync_dir(path: &Path) -> Result<(), LogError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| LogError::io("sync directory", path, e))
+}
+
+/// An entry as stored: its chain hash and its exact content bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawEntry {
+    pub(crate) hash: Sha256Hash,
+    pub(crate) content: Vec<u8>,
+}
+
+/// The chain fields of an entry, parsed without decoding the record.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EntryHead {
+    pub(crate) sequence: u64,
+    pub(crate) previous_hash: Sha256Hash,
+}
+
+impl RawEntry {
+    pub(crate) fn from_payload(payload: &[u8]) -> Option<Self> {
+        let (hash, content) = payload.split_at_checked(32)?;
+        Some(RawEntry {
+            hash: Sha256Hash::from_slice(hash)?,
+            content: content.to_vec(),
+        })
+    }
+
+    pub(crate) fn payload(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(32 + self.content.len());
+        payload.extend_from_slice(&self.hash.0);
+        payload.extend_from_slice(&self.content);
+        payload
+    }
+
+    pub(crate) fn head(&self) -> Result<EntryHead, String> {
+        serde_json::from_slice(&self.content).map_err(|e| format!("content is not an entry: {e}"))
+    }
+
+    pub(crate) fn decode(&self) -> Result<Entry, String> {
+        serde_json::from_slice(&self.content).map_err(|e| format!("content is not an entry: {e}"))
+    }
+
+    /// Whether the stored hash is the chain hash of the content after `previous`.
+    pub(crate) fn hash_holds(&self, previous: &Sha256Hash) -> bool {
+        Sha256Hash::chain(previous, &Sha256Hash::of(&self.content)) == self.hash
+    }
+}
+
+/// Reads the entries of one segment in order.
+pub(crate) struct SegmentReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    offset: u64,
+    payload: Vec<u8>,
+}
+
+/// What reading the next frame of a segment gave.
+pub(crate) enum SegmentItem {
+    Entry {
+        offset: u64,
+        entry: RawEntry,
+    },
+    End,
+    /// The bytes from `offset` on are not a whole valid frame.
+    Damaged {
+        offset: u64,
+        reason: String,
+    },
+}
+
+impl SegmentReader {
+    pub(crate) fn open(path: &Path) -> Result<Self, LogError> {
+        Self::open_at(path, SEGMENT_HEADER)
+    }
+
+    /// Opens a segment and positions the reader at `offset` (a frame boundary).
+    pub(crate) fn open_at(path: &Path, offset: u64) -> Result<Self, LogError> {
+        let mut file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
+        let mut header = [0u8; SEGMENT_HEADER as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| LogError::BadSegment {
+                path: path.to_owned(),
+                reason: format!("short header: {e}"),
+            })?;
+        if header[..8] != SEGMENT_MAGIC {
+            return Err(LogError::BadSegment {
+                path: path.to_owned(),
+                reason: "bad magic".into(),
+            });
+        }
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if version != SEGMENT_VERSION {
+            return Err(LogError::BadSegment {
+                path: path.to_owned(),
+                reason: format!("unsupported version {version}"),
+            });
+        }
+        let offset = offset.max(SEGMENT_HEADER);
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| LogError::io("seek", path, e))?;
+        Ok(SegmentReader {
+            path: path.to_owned(),
+            reader: BufReader::with_capacity(256 * 1024, file),
+            offset,
+            payload: Vec::new(),
+        })
+    }
+
+    pub(crate) fn next_item(&mut self) -> Result<SegmentItem, LogError> {
+        let offset = self.offset;
+        match read_frame(&mut self.reader, &mut self.payload) {
+            Ok(false) => Ok(SegmentItem::End),
+            Ok(true) => match RawEntry::from_payload(&self.payload) {
+                Some(entry) => {
+                    self.offset += FRAME_HEADER + self.payload.len() as u64;
+                    Ok(SegmentItem::Entry { offset, entry })
+                }
+                None => Ok(SegmentItem::Damaged {
+                    offset,
+                    reason: "payload shorter than a hash".into(),
+                }),
+            },
+            Err(FrameError::Damaged(reason)) => Ok(SegmentItem::Damaged { offset, reason }),
+            Err(FrameError::Io(error)) => Err(LogError::io("read", &self.path, error)),
+        }
+    }
+
+    /// The next entry; a damaged frame is an error here (only the tail repair tolerates it).
+    pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, RawEntry)>, LogError> {
+        match self.next_item()? {
+            SegmentItem::Entry { offset, entry } => Ok(Some((offset, entry))),
+            SegmentItem::End => Ok(None),
+            SegmentItem::Damaged { offset, reason } => Err(LogError::DamagedEntry {
+                sequence: u64::MAX,
+                path: self.path.clone(),
+                offset,
+                reason,
+            }),
+        }
+    }
+}
+
+/// Reads every entry of a log from `start` on, across segments, in sequence order.
+pub(crate) struct LogCursor {
+    segments: Vec<(u64, PathBuf)>,
+    index: usize,
+    reader: Option<SegmentReader>,
+}
+
+impl LogCursor {
+    /// A cursor at the segment `segment_first` and byte `offset` inside it.
+    pub(crate) fn at(dir: &Path, segment_first: u64, offset: u64) -> Result<Self, LogError> {
+        let segments = list_segments(dir)?;
+        let index = segments
+            .iter()
+            .position(|(first, _)| *first == segment_first)
+            .ok_or_else(|| LogError::Missing {
+                sequence: segment_first,
+                reason: "its segment does not exist (removed by retention?)".into(),
+            })?;
+        let reader = SegmentReader::open_at(&segments[index].1, offset)?;
+        Ok(LogCursor {
+            segments,
+            index,
+            reader: Some(reader),
+        })
+    }
+
+    pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, u64, RawEntry)>, LogError> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return Ok(None);
+            };
+            if let Some((offset, entry)) = reader.next_entry()? {
+                return Ok(Some((self.segments[self.index].0, offset, entry)));
+            }
+            self.index += 1;
+            self.reader = match self.segments.get(self.index) {
+                Some((_, path)) => Some(SegmentReader::open(path)?),
+                None => None,
+            };
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! Offline verification of an archive: checksums, chain, spans and checkpoints, signatures,
+//! certificate chains and (with the key) bodies. One pass, bounded memory.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use passerelle_pki::merkle::leaf_hash;
+use passerelle_pki::{Certificate, Purpose, SignatureAlgorithm, validate_chain};
+use serde::Serialize;
+
+use crate::accumulator::MerkleAccumulator;
+use crate::archive::{ArchiveFrame, ArchiveReader, Manifest};
+use crate::checkpoint::TokenVerifier;
+use crate::error::LogError;
+use crate::hash::Sha256Hash;
+use crate::keys::KeyRing;
+use crate::record::{Body, Entry, EntryBody, ExchangeRecord, MessagePart};
+use crate::segment::RawEntry;
+
+/// What to check beyond the chain.
+#[derive(Default)]
+pub struct VerifyOptions<'a> {
+    /// With the body keys, every sealed body is opened and its digest and size compared.
+    pub keys: Option<&'a KeyRing>,
+    /// Trust anchors (CA certificates, DER) in addition to those inside the archive.
+    pub anchors: Vec<Vec<u8>>,
+    /// Checks time-stamp tokens; without it tokens are counted, not checked.
+    pub token_verifier: Option<&'a dyn TokenVerifier>,
+    /// Called with the number of entries checked so far, every 65 536 entries.
+    pub progress: Option<&'a dyn Fn(u64)>,
+}
+
+/// The class of the first failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A frame's length or checksum is wrong, or it cannot be decoded.
+    Framing,
+    /// The manifest is missing, malformed, or disagrees with the entries.
+    Manifest,
+    /// An entry's stored hash is not the hash of its content.
+    Hash,
+    /// An entry does not follow the one before (previous hash differs).
+    Chain,
+    /// An entry is missing, repeated or out of order.
+    Sequence,
+    /// An entry's content is not a valid record.
+    Record,
+    /// A signature does not verify with the signer's certificate.
+    Signature,
+    /// A batch signature's inclusion proof does not lead to the signed root.
+    BatchProof,
+    /// The signer's certificate chain does not validate at signing time.
+    Certificate,
+    /// A body does not open with its key, or differs from its digest or size.
+    Body,
+    /// A checkpoint's root does not match the entries it covers, or a span has no checkpoint.
+    Checkpoint,
+    /// A time-stamp token does not verify.
+    Timestamp,
+    /// The archive ends before its trailer.
+    Truncated,
+}
+
+/// The first thing that did not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The entry at fault (for a missing entry: the one expected).
+    pub sequence: Option<u64>,
+    pub message_id: Option<String>,
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sequence {
+            Some(sequence) => write!(f, "entry {sequence}")?,
+            None => write!(f, "archive")?,
+        }
+        if let Some(message_id) = &self.message_id {
+            write!(f, " (message {message_id})")?;
+        }
+        write!(f, ": {:?}: {}", self.kind, self.detail)
+    }
+}
+
+/// The outcome of [`verify_archive`]. Valid exactly when `failure` is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub manifest: Option<Manifest>,
+    pub entries: u64,
+    pub full_entries: u64,
+    pub redacted_entries: u64,
+    pub exchanges: u64,
+    pub signatures_checked: u64,
+    pub certificate_chains_checked: u64,
+    pub bodies_checked: u64,
+    /// Sealed bodies left unopened because no key was given.
+    pub bodies_not_opened: u64,
+    pub checkpoints_checked: u64,
+    /// Checkpoint entries over spans that lie wholly in an earlier archive.
+    pub checkpoints_for_earlier_archives: u64,
+    pub tokens_verified: u64,
+    /// Tokens present but not checked (no token verifier was given).
+    pub tokens_not_verified: u64,
+    /// Stapled certificate-status responses present (kept as evidence; parsed by the trust
+    /// services' verifier, not here).
+    pub certificate_status_responses: u64,
+    /// Entries after the last checkpoint in the archive: chained but not yet time-stamped.
+    pub entries_not_timestamped: u64,
+    pub last_sequence: Option<u64>,
+    pub last_hash: Option<Sha256Hash>,
+    pub failure: Option<Failure>,
+}
+
+impl VerifyReport {
+    pub fn is_valid(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Verifies an archive file. `Err` only when it cannot be read at all; everything about the
+/// evidence itself is in the report, which stops at the first failure.
+pub fn verify_archive(path: &Path, options: &VerifyOptions<'_>) -> Result<VerifyReport, LogError> {
+    let mut reader = match ArchiveReader::open(path) {
+        Ok(reader) => reader,
+        Err(LogError::Archive { message, .. }) => {
+            return Ok(VerifyReport {
+                failure: Some(fail(None, None, FailureKind::Framing, message)),
+                ..Default::default()
+            });
+        }
+        Err(error) => return Err(error),
+    };
+    let mut verifier = Verifier::new(options);
+    let outcome = verifier.run(&mut reader);
+    verifier.report.failure = outcome.err();
+    Ok(verifier.report)
+}
+
+fn fail(
+    sequence: Option<u64>,
+    message_id: Option<String>,
+    kind: FailureKind,
+    detail: impl Into<String>,
+) -> Failure {
+    Failure {
+        sequence,
+        message_id,
+        kind,
+        detail: detail.into(),
+    }
+}
+
+struct Verifier<'a> {
+    options: &'a VerifyOptions<'a>,
+    report: VerifyReport,
+    anchors: Vec<Certificate>,
+    next_sequence: u64,
+    archive_first: u64,
+    previous_hash: Sha256Hash,
+    accumulator: MerkleAccumulator,
+    span_first: u64,
+    /// Spans whose last entry has been seen but whose checkpoint entry has not (yet).
+    pending_spans: VecDeque<(u64, u64, Sha256Hash)>,
+}
+
+impl<'a> Verifier<'a> {
+    fn new(options: &'a VerifyOptions<'a>) -> Self {
+        Verifier {
+            options,
+            report: VerifyReport::default(),
+            anchors: Vec::new(),
+            next_sequence: 0,
+            archive_first: 0,
+            previous_hash: Sha256Hash::ZERO,
+            accumulator: MerkleAccumulator::new(),
+            span_first: 0,
+            pending_spans: VecDeque::new(),
+        }
+    }
+
+    fn run<R: std::io::Read>(&mut self, reader: &mut ArchiveReader<R>) -> Result<(), Failure> {
+        let manifest = match reader.next_frame() {
+            Ok(Some(ArchiveFrame::Manifest(manifest))) => *manifest,
+            Ok(_) => {
+                return Err(fail(
+                    None,
+                    None,
+                    FailureKind::Manifest,
+                    "the archive does not start with a manifest",
+                ));
+            }
+            Err(detail) => return Err(fail(None, None, FailureKind::Framing, detail)),
+        };
+        self.next_sequence = manifest.first_sequence;
+        self.archive_first = manifest.first_sequence;
+        self.span_first = manifest.first_sequence;
+        self.previous_hash = manifest.start_previous_hash;
+        if let Some(link) = &manifest.previous_archive
+            && (link.last_hash != manifest.start_previous_hash
+                || link.last_sequence + 1 != manifest.first_sequence)
+        {
+            {
+                return Err(fail(
+                    None,
+                    None,
+                    FailureKind::Manifest,
+                    "the manifest's link to the previous archive does not match its first entry",
+                ));
+            }
+        }
+        self.report.manifest = Some(manifest.clone());
+        for der in &self.options.anchors {
+            let certificate = Certificate::from_der(der.clone()).map_err(|e| {
+                fail(
+                    None,
+                    None,
+                    FailureKind::Certificate,
+                    format!("a given trust anchor does not parse: {e}"),
+                )
+            })?;
+            self.anchors.push(certificate);
+        }
+        let mut seen_entry = false;
+        loop {
+            let frame = match reader.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Err(fail(
+                        Some(self.next_sequence),
+                        None,
+                        FailureKind::Truncated,
+                        format!(
+                            "the archive ends after entry {} without its trailer",
+                            self.next_sequence.wrapping_sub(1)
+                        ),
+                    ));
+                }
+                Err(detail) => {
+                    return Err(fail(
+                        Some(self.next_sequence),
+                        None,
+                        FailureKind::Framing,
+                        detail,
+                    ));
+                }
+            };
+            match frame {
+                ArchiveFrame::Manifest(_) => {
+                    return Err(fail(
+                        Some(self.next_sequence),
+                        None,
+                        FailureKind::Manifest,
+                        "a second manifest",
+                    ));
+                }
+                ArchiveFrame::Anchor(der) => {
+                    if seen_entry {
+                        return Err(fail(
+                            Some(self.next_sequence),
+                            None,
+                            FailureKind::Manifest,
+                            "a trust anchor after the entries began",
+                        ));
+                    }
+                    let certificate = Certificate::from_der(der).map_err(|e| {
+                        fail(
+                            None,
+                            None,
+                            FailureKind::Certificate,
+                            format!("a trust anchor in the archive does not parse: {e}"),
+                        )
+                    })?;
+                    self.anchors.push(certificate);
+                }
+                ArchiveFrame::SpanPrefix(prefix) => {
+                    let roots = prefix.roots.iter().map(|root| root.0).collect();
+                    let accumulator = MerkleAccumulator::from_parts(prefix.count, roots);
+                    match accumulator {
+                        Some(accumulator)
+                            if !seen_entry
+                                && prefix.first_sequence + prefix.count
+                                    == manifest.first_sequence =>
+                        {
+                            self.accumulator = accumulator;
+                            self.span_first = prefix.first_sequence;
+                        }
+                        _ => {
+                            return Err(fail(
+                                Some(self.next_sequence),
+                                None,
+                                FailureKind::Checkpoint,
+                                "a span prefix that does not fit the archive's start",
+                            ));
+                        }
+                    }
+                }
+                ArchiveFrame::Entry { hash, content } => {
+                    seen_entry = true;
+                    self.entry(RawEntry { hash, content })?;
+                }
+                ArchiveFrame::Redacted {
+                    sequence,
+                    previous_hash,
+                    content_digest,
+                    hash,
+                } => {
+                    seen_entry = true;
+                    self.redacted(sequence, previous_hash, content_digest, hash)?;
+                }
+                ArchiveFrame::SpanEnd {
+                    first_sequence,
+                    last_sequence,
+                } => self.span_end(first_sequence, last_sequence)?,
+                ArchiveFrame::Trailer(trailer) => {
+                    let last = self.next_sequence.checked_sub(1);
+                    if Some(trailer.last_sequence) != last
+                        || trailer.last_hash != self.previous_hash
+                        || trailer.entries != self.report.entries
+                    {
+                        return Err(fail(
+                            last,
+                            None,
+                            FailureKind::Manifest,
+                            "the trailer does not match the entries",
+                        ));
+                    }
+                    if last != Some(manifest.last_sequence) {
+                        return Err(fail(
+                            Some(self.next_sequence),
+                            None,
+                            FailureKind::Sequence,
+                            format!(
+                                "the manifest promises entries up to {} but the archive ends at {}",
+                                manifest.last_sequence, trailer.last_sequence
+                            ),
+                        ));
+                    }
+                    if let Some((first, last, _)) = self.pending_spans.front() {
+                        return Err(fail(
+                            Some(*last),
+                            None,
+                            FailureKind::Checkpoint,
+                            format!(
+                                "entries {first}..={last} form a time-stamp span but its checkpoint entry is not in the archive"
+                            ),
+                        ));
+                    }
+                    if reader.next_frame().ok().flatten().is_some() {
+                        return Err(fail(
+                            last,
+                            None,
+                            FailureKind::Framing,
+                            "frames after the trailer",
+                        ));
+                    }
+                    self.report.entries_not_timestamped = self.accumulator.count();
+                    self.report.last_sequence = last;
+                    self.report.last_hash = Some(self.previous_hash);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, hash: Sha256Hash) {
+        self.accumulator.push(leaf_hash(&hash.0));
+        self.previous_hash = hash;
+        self.next_sequence += 1;
+        self.report.entries += 1;
+        if let Some(progress) = self.options.progress
+            && self.report.entries.is_multiple_of(65_536)
+        {
+            progress(self.report.entries);
+        }
+    }
+
+    fn redacted(
+        &mut self,
+        sequence: u64,
+        previous: Sha256Hash,
+        digest: Sha256Hash,
+        hash: Sha256Hash,
+    ) -> Result<(), Failure> {
+        let at = Some(self.next_sequence);
+        if sequence != self.next_sequence {
+            return Err(fail(
+                at,
+                None,
+                FailureKind::Sequence,
+                format!(
+                    "expected entry {}, found redacted entry {sequence}",
+                    self.next_sequence
+                ),
+            ));
+        }
+        if previous != self.previous_hash {
+            return Err(fail(
+                at,
+                None,
+                FailureKind::Chain,
+                "the redacted link does not follow the entry before",
+            ));
+        }
+        if Sha256Hash::chain(&previous, &digest) != hash {
+            return Err(fail(
+                at,
+                None,
+                FailureKind::Hash,
+                "the redacted link's hash is not the hash of its digest",
+            ));
+        }
+        self.report.redacted_entries += 1;
+        self.accept(hash);
+        Ok(())
+    }
+
+    fn entry(&mut self, raw: RawEntry) -> Result<(), Failure> {
+        let expected = self.next_sequence;
+        let entry: Entry = match raw.decode() {
+            Ok(entry) => entry,
+            Err(detail) => {
+                // Still say whether the hash holds: a damaged entry is most often an altered one.
+                let kind = if raw.hash_holds(&self.previous_hash) {
+                    FailureKind::Record
+                } else {
+                    FailureKind::Hash
+                };
+                return Err(fail(Some(expected), None, kind, detail));
+            }
+        };
+        let message_id = entry.message_id().map(str::to_owned);
+        let at = |kind, detail: String| fail(Some(expected), message_id.clone(), kind, detail);
+        if entry.sequence != expected {
+            return Err(at(
+                FailureKind::Sequence,
+                format!("expected entry {expected}, found entry {}", entry.sequence),
+            ));
+        }
+        if entry.previous_hash != self.previous_hash {
+            return Err(at(
+                FailureKind::Chain,
+                "its previous hash is not the hash of the entry before".into(),
+            ));
+        }
+        if !raw.hash_holds(&entry.previous_hash) {
+            return Err(at(
+                FailureKind::Hash,
+                "its content does not match its hash (altered after logging)".into(),
+            ));
+        }
+        match &entry.entry {
+            EntryBody::Exchange(record) => self
+                .exchange(record)
+                .map_err(|(kind, detail)| at(kind, detail))?,
+            EntryBody::Checkpoint(checkpoint)
+                if checkpoint.last_sequence < self.archive_first
+                    && self.pending_spans.is_empty() =>
+            {
+                // Its span ended in an earlier archive (exported before it was stamped): the
+                // root is checked by verifying the two archives together.
+                self.report.checkpoints_for_earlier_archives += 1;
+            }
+            EntryBody::Checkpoint(checkpoint) => {
+                let Some((first, last, root)) = self.pending_spans.pop_front() else {
+                    return Err(at(
+                        FailureKind::Checkpoint,
+                        format!(
+                            "checkpoint over {}..={} whose entries this archive does not show",
+                            checkpoint.first_sequence, checkpoint.last_sequence
+                        ),
+                    ));
+                };
+                if (first, last, root)
+                    != (
+                        checkpoint.first_sequence,
+                        checkpoint.last_sequence,
+                        checkpoint.root,
+                    )
+                {
+                    return Err(at(
+                        FailureKind::Checkpoint,
+                        format!(
+                            "checkpoint over {}..={} with root {} but entries {first}..={last} have root {root}",
+                            checkpoint.first_sequence, checkpoint.last_sequence, checkpoint.root
+                        ),
+                    ));
+                }
+                self.report.checkpoints_checked += 1;
+                match self.options.token_verifier {
+                    Some(verifier) => {
+                        verifier
+                            .verify(&checkpoint.token, &checkpoint.root.0)
+                            .map_err(|detail| at(FailureKind::Timestamp, detail))?;
+                        self.report.tokens_verified += 1;
+                    }
+                    None => self.report.tokens_not_verified += 1,
+                }
+            }
+        }
+        self.report.full_entries += 1;
+        self.accept(raw.hash);
+        Ok(())
+    }
+
+    fn span_end(&mut self, first: u64, last: u64) -> Result<(), Failure> {
+        let seen_last = self.next_sequence.checked_sub(1);
+        if first != self.span_first || Some(last) != seen_last {
+            return Err(fail(
+                seen_last,
+                None,
+                FailureKind::Checkpoint,
+                format!(
+                    "a span {first}..={last} that does not match the entries {}..={}",
+                    self.span_first,
+                    seen_last.unwrap_or(0)
+                ),
+            ));
+        }
+        let root = self
+            .accumulator
+            .root()
+            .map(Sha256Hash)
+            .ok_or_else(|| fail(seen_last, None, FailureKind::Checkpoint, "an empty span"))?;
+        self.pending_spans.push_back((first, last, root));
+        self.accumulator = MerkleAccumulator::new();
+        self.span_first = last + 1;
+        Ok(())
+    }
+
+    fn exchange(&mut self, record: &ExchangeRecord) -> Result<(), (FailureKind, String)> {
+        self.report.exchanges += 1;
+        for (name, part, signed_at) in [
+            ("request", &record.request, record.request_received_at_ms),
+            ("response", &record.response, record.response_sent_at_ms),
+        ] {
+            self.part(record, name, part, signed_at)
+                .map_err(|(kind, detail)| (kind, format!("{name}: {detail}")))?;
+        }
+        Ok(())
+    }
+
+    fn part(
+        &mut self,
+        record: &ExchangeRecord,
+        name: &str,
+        part: &MessagePart,
+        signed_at_ms: u64,
+    ) -> Result<(), (FailureKind, String)> {
+        if let Some(evidence) = &part.signature {
+            let algorithm: SignatureAlgorithm = evidence
+                .algorithm
+                .parse()
+                .map_err(|e| (FailureKind::Signature, format!("{e}")))?;
+            let (signer_der, intermediates_der) = evidence
+                .certificate_chain
+                .split_first()
+                .ok_or((FailureKind::Certificate, "no signer certificate".to_owned()))?;
+            let signer = Certificate::from_der(signer_der.clone()).map_err(|e| {
+                (
+                    FailureKind::Certificate,
+                    format!("signer certificate does not parse: {e}"),
+                )
+            })?;
+            let signed_message: &[u8] = match &evidence.batch {
+                Some(batch) => {
+                    batch
+                        .proof
+                        .verify(&leaf_hash(&part.signing_input), &batch.root.0)
+                        .map_err(|e| (FailureKind::BatchProof, e.to_string()))?;
+                    &batch.root.0
+                }
+                None => &part.signing_input,
+            };
+            signer
+                .verify_signature(algorithm, signed_message, &evidence.signature)
+                .map_err(|e| {
+                    (
+                        FailureKind::Signature,
+                        format!("signature does not verify with {}: {e}", signer.subject()),
+                    )
+                })?;
+            self.report.signatures_checked += 1;
+            if self.anchors.is_empty() {
+                return Err((
+                    FailureKind::Certificate,
+                    "no trust anchors to check the signer's chain against (give --anchors)".into(),
+                ));
+            }
+            let intermediates = intermediates_der
+                .iter()
+                .map(|der| Certificate::from_der(der.clone()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    (
+                        FailureKind::Certificate,
+                        format!("intermediate certificate does not parse: {e}"),
+                    )
+                })?;
+            let signed_at = UNIX_EPOCH + Duration::from_millis(signed_at_ms);
+            validate_chain(
+                &signer,
+                &intermediates,
+                &self.anchors,
+                signed_at,
+                Purpose::Signing,
+            )
+            .map_err(|e| {
+                (
+                    FailureKind::Certificate,
+                    format!(
+                        "signer {} at {}: {e}",
+                        signer.subject(),
+                        format_ms(signed_at)
+                    ),
+                )
+            })?;
+            self.report.certificate_chains_checked += 1;
+        }
+        if part.certificate_status.is_some() {
+            self.report.certificate_status_responses += 1;
+        }
+        if let Body::Sealed { key_id, sealed } = &part.body {
+            match self.options.keys {
+                Some(keys) => {
+                    let plaintext = keys
+                        .open(key_id, &record.message_id, record.side, name, sealed)
+                        .map_err(|detail| (FailureKind::Body, detail))?;
+                    if plaintext.len() as u64 != part.body_size
+                        || Sha256Hash::of(&plaintext) != part.body_digest
+                    {
+                        return Err((
+                            FailureKind::Body,
+                            "the body differs from its recorded digest or size".into(),
+                        ));
+                    }
+                    self.report.bodies_checked += 1;
+                }
+                None => self.report.bodies_not_opened += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn format_ms(time: SystemTime) -> String {
+    crate::replay::format_time(crate::checkpoint::unix_millis(time))
+}

@@ -1,0 +1,292 @@
+//! Appending, group commit, reopening, tail repair, index rebuild, keys and rotation.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::time::SystemTime;
+
+use passerelle_messagelog::{
+    Durability, ExportFilter, FailureKind, KeyRing, LogError, LogOptions, MessageLog,
+    VerifyOptions, verify_archive,
+};
+use passerelle_pki::aead::BodyKey;
+
+use crate::common::{FakeTokens, block_on, key_ring, open, record, signer};
+
+#[test]
+fn appended_records_are_chained_time_stamped_and_verify_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer();
+    let keys_text = key_ring().to_toml();
+    {
+        let log = open(dir.path(), Some(KeyRing::parse(&keys_text).unwrap()));
+        for index in 0..10 {
+            let appended = block_on(log.append(record(index, Some(&signer), false))).unwrap();
+            assert_eq!(appended.sequence, index);
+        }
+        let checkpoint = log
+            .checkpoint(&FakeTokens, SystemTime::now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                checkpoint.first_sequence,
+                checkpoint.last_sequence,
+                checkpoint.entry_sequence
+            ),
+            (0, 9, 10)
+        );
+        assert!(
+            log.checkpoint(&FakeTokens, SystemTime::now())
+                .unwrap()
+                .is_some(),
+            "the checkpoint entry itself is stamped next"
+        );
+    }
+    let log = open(dir.path(), Some(KeyRing::parse(&keys_text).unwrap()));
+    let health = log.health();
+    assert!(health.writable);
+    assert_eq!(health.next_sequence, 12);
+    assert_eq!(health.last_checkpoint.unwrap().entry_sequence, 11);
+    assert_eq!(log.entry(3).unwrap().message_id(), Some("msg-3"));
+    assert_eq!(log.sequences_of_message("msg-7").unwrap(), vec![7]);
+    log.append(record(12, Some(&signer), false)).wait().unwrap();
+
+    let archive = dir.path().join("all.pla");
+    let summary = log
+        .export(
+            &ExportFilter::default(),
+            None,
+            std::slice::from_ref(&signer.anchor),
+            &archive,
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            summary.first_sequence,
+            summary.last_sequence,
+            summary.full_entries
+        ),
+        (0, 12, 13)
+    );
+    let keys = KeyRing::parse(&keys_text).unwrap();
+    let options = VerifyOptions {
+        keys: Some(&keys),
+        token_verifier: Some(&FakeTokens),
+        ..Default::default()
+    };
+    let report = verify_archive(&archive, &options).unwrap();
+    assert_eq!(report.failure, None);
+    assert_eq!(report.signatures_checked, 22);
+    assert_eq!(report.certificate_chains_checked, 22);
+    assert_eq!(report.bodies_checked, 22);
+    assert_eq!(report.checkpoints_checked, 2);
+    assert_eq!(report.tokens_verified, 2);
+    assert_eq!(
+        report.entries_not_timestamped, 2,
+        "the last checkpoint entry and the record after it"
+    );
+}
+
+#[test]
+fn concurrent_appends_share_batches_and_get_distinct_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), None);
+    let mut sequences: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|thread| {
+                let log = &log;
+                scope.spawn(move || {
+                    (0..40)
+                        .map(|i| {
+                            log.append(record(thread * 1000 + i, None, true))
+                                .wait()
+                                .unwrap()
+                                .sequence
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    sequences.sort();
+    assert_eq!(sequences, (0..320).collect::<Vec<_>>());
+    let tickets = log.append_batch((0..5).map(|i| record(9000 + i, None, true)).collect());
+    let batch: Vec<u64> = tickets
+        .into_iter()
+        .map(|t| t.wait().unwrap().sequence)
+        .collect();
+    assert_eq!(batch, vec![320, 321, 322, 323, 324]);
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_open_and_appending_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), None);
+        for index in 0..5 {
+            log.append(record(index, None, true)).wait().unwrap();
+        }
+    }
+    let segment = std::fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let length = std::fs::metadata(&segment).unwrap().len();
+    // Cut the last record in half, then also leave garbage after it.
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.set_len(length - 40).unwrap();
+    drop(file);
+    OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap()
+        .write_all(b"\x10\x00\x00\x00garbage")
+        .unwrap();
+
+    let log = open(dir.path(), None);
+    assert_eq!(
+        log.health().next_sequence,
+        4,
+        "the torn fifth record is gone"
+    );
+    assert_eq!(
+        log.append(record(99, None, true)).wait().unwrap().sequence,
+        4
+    );
+    let archive = dir.path().join("a.pla");
+    log.export(
+        &ExportFilter::default(),
+        None,
+        &[],
+        &archive,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_archive(&archive, &VerifyOptions::default())
+            .unwrap()
+            .failure,
+        None
+    );
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_from_the_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LogOptions::new(Durability::Fsync);
+    options.segment_size_limit = 2048;
+    {
+        let log = MessageLog::open(dir.path(), options).unwrap();
+        for index in 0..30 {
+            log.append(record(index, None, true)).wait().unwrap();
+        }
+    }
+    assert!(
+        std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .count()
+            > 3,
+        "segments rolled over"
+    );
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let log = open(dir.path(), None);
+    assert_eq!(log.health().next_sequence, 30);
+    assert_eq!(log.sequences_of_message("msg-17").unwrap(), vec![17]);
+    assert_eq!(log.entry(29).unwrap().message_id(), Some("msg-29"));
+}
+
+#[test]
+fn a_plaintext_body_without_a_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), None);
+    let error = log.append(record(1, None, false)).wait().unwrap_err();
+    assert!(matches!(error, LogError::NoBodyKey { .. }), "{error}");
+    assert_eq!(log.health().next_sequence, 0);
+}
+
+#[test]
+fn rotated_keys_keep_old_bodies_readable_and_a_missing_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = BodyKey::generate("2024").unwrap();
+    let new = BodyKey::generate("2025").unwrap();
+    let (old_bytes, new_bytes) = (old.to_bytes(), new.to_bytes());
+    let ring = |current: &str, ids: &[&str]| {
+        let keys = ids
+            .iter()
+            .map(|id| {
+                BodyKey::from_bytes(
+                    id,
+                    if *id == "2024" {
+                        &old_bytes
+                    } else {
+                        &new_bytes
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        KeyRing::new(current, keys).unwrap()
+    };
+    {
+        let log = open(dir.path(), Some(ring("2024", &["2024"])));
+        log.append(record(0, None, false)).wait().unwrap();
+    }
+    let log = open(dir.path(), Some(ring("2025", &["2024", "2025"])));
+    log.append(record(1, None, false)).wait().unwrap();
+    let archive = dir.path().join("a.pla");
+    log.export(
+        &ExportFilter::default(),
+        None,
+        &[],
+        &archive,
+        SystemTime::now(),
+    )
+    .unwrap();
+
+    let both = ring("2025", &["2024", "2025"]);
+    let report = verify_archive(
+        &archive,
+        &VerifyOptions {
+            keys: Some(&both),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((report.failure, report.bodies_checked), (None, 4));
+
+    let only_new = ring("2025", &["2025"]);
+    let failure = verify_archive(
+        &archive,
+        &VerifyOptions {
+            keys: Some(&only_new),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .failure
+    .unwrap();
+    assert_eq!(
+        (failure.sequence, failure.kind),
+        (Some(0), FailureKind::Body)
+    );
+    assert!(failure.detail.contains("2024"), "{failure}");
+
+    let text = both.to_toml();
+    assert_eq!(KeyRing::parse(&text).unwrap().current_id(), "2025");
+    assert!(
+        KeyRing::parse(&format!("{text}\nextra = 1\n")).is_err(),
+        "unknown keys are refused"
+    );
+    assert!(
+        KeyRing::parse("current = \"x\"\n[keys]\nx = \"abcd\"\n")
+            .unwrap_err()
+            .contains("keys.x")
+    );
+}

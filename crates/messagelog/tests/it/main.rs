@@ -1,0 +1,11 @@
+//! Integration tests of the message log: durability, tampering, crashes, scale, the openssl
+//! recipe of `docs/audit.md`, and retention.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+mod crash;
+mod log;
+mod openssl_recipe;
+mod retention;
+mod scale;
+mod tamper;
