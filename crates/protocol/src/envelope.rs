@@ -1,0 +1,216 @@
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use passerelle_pki::SignatureAlgorithm;
+use passerelle_pki::merkle::InclusionProof;
+
+use crate::signing::SigningTime;
+use crate::{PROTOCOL_VERSION, ProtocolError};
+
+/// `passerelle/1` on every server-to-server request and response.
+pub const VERSION: &str = "x-passerelle-version";
+/// Signing time, decimal milliseconds since the Unix epoch.
+pub const SIGNING_TIME: &str = "x-passerelle-signing-time";
+/// The signature algorithm's stable name, for example `ecdsa-p256-sha256`.
+pub const SIGNATURE_ALGORITHM: &str = "x-passerelle-signature-algorithm";
+/// Base64 of the signature over the 32 bytes of the batch root.
+pub const SIGNATURE: &str = "x-passerelle-signature";
+/// Base64 of one DER certificate; repeated, signer first, then intermediates.
+pub const SIGNER_CERTIFICATE: &str = "x-passerelle-signer-certificate";
+/// Hex of the batch's Merkle root.
+pub const BATCH_ROOT: &str = "x-passerelle-batch-root";
+/// `<leaf index>/<tree size>` of this message in its batch.
+pub const BATCH_INDEX: &str = "x-passerelle-batch-index";
+/// Comma-separated hex sibling hashes from the leaf up (empty for a batch of one).
+pub const BATCH_PATH: &str = "x-passerelle-batch-path";
+
+/// The signature evidence that travels with every server-to-server request and response.
+///
+/// The signing input of a message is a leaf of a Merkle tree (RFC 6962 hashing); the member's
+/// signing key signs the tree's root once per batch. A batch of one is a tree of size one whose
+/// root is the leaf hash and whose proof path is empty. The signed message is the 32 bytes of the
+/// root, exactly as the message log records batch evidence, so `passerelle audit` and
+/// `openssl dgst -verify` check the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureEnvelope {
+    pub signing_time: SigningTime,
+    pub algorithm: SignatureAlgorithm,
+    pub signature: Vec<u8>,
+    /// DER certificates, the signer's first.
+    pub signer_chain: Vec<Vec<u8>>,
+    pub batch_root: [u8; 32],
+    pub proof: InclusionProof,
+}
+
+impl SignatureEnvelope {
+    /// Writes the envelope's headers into `headers`, replacing any present.
+    pub fn write(&self, headers: &mut HeaderMap) {
+        let mut set = |name: &'static str, value: String| {
+            // Every value written here is ASCII (decimal, hex, base64 or a fixed name).
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set(VERSION, PROTOCOL_VERSION.to_owned());
+        set(SIGNING_TIME, self.signing_time.0.to_string());
+        set(SIGNATURE_ALGORITHM, self.algorithm.as_str().to_owned());
+        set(SIGNATURE, STANDARD.encode(&self.signature));
+        set(BATCH_ROOT, hex::encode(self.batch_root));
+        set(
+            BATCH_INDEX,
+            format!("{}/{}", self.proof.leaf_index, self.proof.tree_size),
+        );
+        set(
+            BATCH_PATH,
+            self.proof
+                .path
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        headers.remove(SIGNER_CERTIFICATE);
+        for certificate in &self.signer_chain {
+            if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(certificate)) {
+                headers.append(HeaderName::from_static(SIGNER_CERTIFICATE), value);
+            }
+        }
+    }
+
+    /// Reads an envelope from headers; every field is required and must be well formed.
+    pub fn read(headers: &HeaderMap) -> Result<Self, ProtocolError> {
+        let version = one(headers, VERSION)?;
+        if version != PROTOCOL_VERSION {
+            return Err(invalid(VERSION, format!("unsupported version {version:?}")));
+        }
+        let signing_time = one(headers, SIGNING_TIME)?
+            .parse::<u64>()
+            .map(SigningTime)
+            .map_err(|_| invalid(SIGNING_TIME, "not a decimal number of milliseconds"))?;
+        let algorithm = SignatureAlgorithm::from_str(one(headers, SIGNATURE_ALGORITHM)?)
+            .map_err(|error| invalid(SIGNATURE_ALGORITHM, error.to_string()))?;
+        let signature = STANDARD
+            .decode(one(headers, SIGNATURE)?)
+            .map_err(|_| invalid(SIGNATURE, "not base64"))?;
+        let batch_root = hash(one(headers, BATCH_ROOT)?)
+            .ok_or_else(|| invalid(BATCH_ROOT, "not 32 hex bytes"))?;
+        let (leaf_index, tree_size) = one(headers, BATCH_INDEX)?
+            .split_once('/')
+            .and_then(|(index, size)| Some((index.parse::<u64>().ok()?, size.parse::<u64>().ok()?)))
+            .filter(|(index, size)| index < size)
+            .ok_or_else(|| invalid(BATCH_INDEX, "not <leaf index>/<tree size>"))?;
+        let path_text = headers
+            .get(BATCH_PATH)
+            .map(|value| value.to_str().map_err(|_| invalid(BATCH_PATH, "not ASCII")))
+            .transpose()?
+            .unwrap_or_default();
+        let path = if path_text.is_empty() {
+            Vec::new()
+        } else {
+            path_text
+                .split(',')
+                .map(|item| {
+                    hash(item.trim())
+                        .ok_or_else(|| invalid(BATCH_PATH, "not comma-separated 32-byte hex"))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let signer_chain = headers
+            .get_all(SIGNER_CERTIFICATE)
+            .iter()
+            .map(|value| {
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|text| STANDARD.decode(text.trim()).ok())
+                    .ok_or_else(|| invalid(SIGNER_CERTIFICATE, "not base64"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if signer_chain.is_empty() {
+            return Err(ProtocolError::MissingHeader {
+                name: SIGNER_CERTIFICATE,
+            });
+        }
+        Ok(Self {
+            signing_time,
+            algorithm,
+            signature,
+            signer_chain,
+            batch_root,
+            proof: InclusionProof {
+                leaf_index,
+                tree_size,
+                path,
+            },
+        })
+    }
+}
+
+fn one<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ProtocolError> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next().ok_or(ProtocolError::MissingHeader { name })?;
+    if values.next().is_some() {
+        return Err(ProtocolError::RepeatedHeader { name });
+    }
+    value
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| invalid(name, "not ASCII"))
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ProtocolError {
+    ProtocolError::InvalidHeader {
+        name,
+        reason: reason.into(),
+    }
+}
+
+fn hash(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_through_headers() {
+        let envelope = SignatureEnvelope {
+            signing_time: SigningTime(1_700_000_000_123),
+            algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+            signature: vec![1, 2, 3],
+            signer_chain: vec![vec![4, 5], vec![6]],
+            batch_root: [7; 32],
+            proof: InclusionProof {
+                leaf_index: 2,
+                tree_size: 3,
+                path: vec![[8; 32]],
+            },
+        };
+        let mut headers = HeaderMap::new();
+        envelope.write(&mut headers);
+        assert_eq!(SignatureEnvelope::read(&headers).unwrap(), envelope);
+
+        let single = SignatureEnvelope {
+            proof: InclusionProof {
+                leaf_index: 0,
+                tree_size: 1,
+                path: vec![],
+            },
+            ..envelope
+        };
+        let mut headers = HeaderMap::new();
+        single.write(&mut headers);
+        assert_eq!(SignatureEnvelope::read(&headers).unwrap(), single);
+
+        headers.insert(BATCH_INDEX, HeaderValue::from_static("1/1"));
+        assert!(SignatureEnvelope::read(&headers).is_err());
+        headers.remove(BATCH_INDEX);
+        assert_eq!(
+            SignatureEnvelope::read(&headers),
+            Err(ProtocolError::MissingHeader { name: BATCH_INDEX })
+        );
+    }
+}

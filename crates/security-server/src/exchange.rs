@@ -1,0 +1,129 @@
+//! What both sides share about one exchange: the protocol headers sent between servers and the
+//! message-log record.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use passerelle_ids::{ServiceId, SubsystemId};
+use passerelle_messagelog::{
+    BatchEvidence, Body, ExchangeRecord, MessagePart, Sha256Hash, Side, SignatureEvidence,
+};
+use passerelle_protocol::envelope::SignatureEnvelope;
+use passerelle_protocol::headers;
+
+/// The identifiers of one exchange, as both servers know them.
+#[derive(Debug, Clone)]
+pub(crate) struct ExchangeIds {
+    pub(crate) message_id: String,
+    pub(crate) request_id: String,
+    pub(crate) client: SubsystemId,
+    pub(crate) service: ServiceId,
+    pub(crate) user_id: Option<String>,
+    pub(crate) issue: Option<String>,
+    pub(crate) represented_party: Option<String>,
+}
+
+impl ExchangeIds {
+    /// The `X-Road-*` headers that carry these ids to the provider and its backend.
+    pub(crate) fn write_request_headers(&self, headers: &mut HeaderMap) {
+        set(headers, headers::CLIENT, &self.client.to_string());
+        set(headers, headers::ID, &self.message_id);
+        set(headers, headers::REQUEST_ID, &self.request_id);
+        for (name, value) in [
+            (headers::USER_ID, &self.user_id),
+            (headers::ISSUE, &self.issue),
+            (headers::REPRESENTED_PARTY, &self.represented_party),
+        ] {
+            if let Some(value) = value {
+                set(headers, name, value);
+            }
+        }
+    }
+
+    /// The `X-Road-*` headers of the response to the local system.
+    pub(crate) fn write_response_headers(
+        &self,
+        headers: &mut HeaderMap,
+        request_hash: Option<&str>,
+    ) {
+        set(headers, headers::ID, &self.message_id);
+        set(headers, headers::CLIENT, &self.client.to_string());
+        set(headers, headers::SERVICE, &self.service.to_string());
+        set(headers, headers::REQUEST_ID, &self.request_id);
+        if let Some(hash) = request_hash {
+            set(headers, headers::REQUEST_HASH, hash);
+        }
+    }
+}
+
+pub(crate) fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// One signed part (request or response) for the log.
+pub(crate) struct SignedPart<'a> {
+    pub(crate) signing_input: Vec<u8>,
+    pub(crate) envelope: &'a SignatureEnvelope,
+    pub(crate) body: &'a Bytes,
+    pub(crate) keep_body: bool,
+}
+
+impl SignedPart<'_> {
+    fn into_part(self) -> MessagePart {
+        MessagePart {
+            signing_input: self.signing_input,
+            signature: Some(SignatureEvidence {
+                algorithm: self.envelope.algorithm.as_str().to_owned(),
+                signature: self.envelope.signature.clone(),
+                certificate_chain: self.envelope.signer_chain.clone(),
+                batch: Some(BatchEvidence {
+                    root: Sha256Hash(self.envelope.batch_root),
+                    proof: self.envelope.proof.clone(),
+                }),
+            }),
+            certificate_status: None,
+            body_digest: Sha256Hash(passerelle_pki::digest::sha256(self.body)),
+            body_size: u64::try_from(self.body.len()).unwrap_or(u64::MAX),
+            body: if self.keep_body {
+                Body::Plain(self.body.to_vec())
+            } else {
+                Body::Absent
+            },
+        }
+    }
+}
+
+/// The record of a completed exchange.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a flat constructor of a flat record"
+)]
+pub(crate) fn record(
+    side: Side,
+    ids: &ExchangeIds,
+    method: &str,
+    path_and_query: String,
+    received_ms: u64,
+    sent_ms: u64,
+    status: u16,
+    request: SignedPart<'_>,
+    response: SignedPart<'_>,
+) -> ExchangeRecord {
+    ExchangeRecord {
+        side,
+        message_id: ids.message_id.clone(),
+        request_id: ids.request_id.clone(),
+        client: ids.client.clone(),
+        service: ids.service.clone(),
+        method: method.to_owned(),
+        path_and_query,
+        user_id: ids.user_id.clone(),
+        request_received_at_ms: received_ms,
+        response_sent_at_ms: sent_ms,
+        status,
+        fault_code: None,
+        request: request.into_part(),
+        response: response.into_part(),
+    }
+}

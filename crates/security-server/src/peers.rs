@@ -1,0 +1,158 @@
+//! Pooled HTTP/2 connections to provider security servers, over mutually authenticated TLS 1.3.
+//!
+//! One connection per provider server carries every concurrent exchange (HTTP/2 streams); it is
+//! reused until it closes, then replaced on the next call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use passerelle_globalconf::SecurityServer;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use crate::deps::{Clock, ConfSource};
+use crate::http_util::Body;
+use crate::tls::{AuthCredential, client_config};
+
+/// Why a provider could not be called.
+#[derive(Debug)]
+pub(crate) enum PeerError {
+    /// TCP connect failed or timed out, or the connection broke.
+    Network(String),
+    /// The provider's certificate is not the one registered for it.
+    Authentication(String),
+}
+
+pub(crate) struct PeerPool {
+    auth: AuthCredential,
+    conf: Arc<dyn ConfSource>,
+    clock: Arc<dyn Clock>,
+    connect_timeout: Duration,
+    connections: Mutex<HashMap<String, SendRequest<Body>>>,
+}
+
+impl PeerPool {
+    pub(crate) fn new(
+        auth: AuthCredential,
+        conf: Arc<dyn ConfSource>,
+        clock: Arc<dyn Clock>,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self {
+            auth,
+            conf,
+            clock,
+            connect_timeout,
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends `request` (its URI path and query only are used) to `server`.
+    pub(crate) async fn send(
+        &self,
+        server: &SecurityServer,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Incoming>, PeerError> {
+        let uri = format!(
+            "https://{}{}",
+            server.address,
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        *request.uri_mut() = uri.parse().map_err(|error| {
+            PeerError::Network(format!("bad provider address {}: {error}", server.address))
+        })?;
+        let mut sender = self.sender(server).await?;
+        if sender.ready().await.is_err() {
+            self.forget(server).await;
+            sender = self.sender(server).await?;
+        }
+        sender.send_request(request).await.map_err(|error| {
+            let text = error.to_string();
+            PeerError::Network(text)
+        })
+    }
+
+    async fn forget(&self, server: &SecurityServer) {
+        self.connections.lock().await.remove(&key(server));
+    }
+
+    async fn sender(&self, server: &SecurityServer) -> Result<SendRequest<Body>, PeerError> {
+        let mut connections = self.connections.lock().await;
+        if let Some(sender) = connections
+            .get(&key(server))
+            .filter(|sender| !sender.is_closed())
+        {
+            return Ok(sender.clone());
+        }
+        let sender = self.connect(server).await?;
+        connections.insert(key(server), sender.clone());
+        Ok(sender)
+    }
+
+    async fn connect(&self, server: &SecurityServer) -> Result<SendRequest<Body>, PeerError> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&server.address))
+            .await
+            .map_err(|_| PeerError::Network(format!("connecting to {} timed out", server.address)))?
+            .map_err(|error| {
+                PeerError::Network(format!("connecting to {}: {error}", server.address))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let registered: Vec<[u8; 32]> = server.auth_cert_hashes.iter().map(|hash| hash.0).collect();
+        let config = client_config(
+            &self.auth,
+            Arc::clone(&self.conf),
+            Arc::clone(&self.clock),
+            registered,
+        )
+        .map_err(|error| PeerError::Network(format!("tls client setup: {error}")))?;
+        let name = ServerName::try_from("passerelle-peer")
+            .map_err(|error| PeerError::Network(error.to_string()))?;
+        let tls = tokio::time::timeout(
+            self.connect_timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| {
+            PeerError::Network(format!("tls handshake with {} timed out", server.address))
+        })?
+        .map_err(|error| {
+            let certificate = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
+            if certificate {
+                PeerError::Authentication(format!("{} ({}): {error}", server.id, server.address))
+            } else {
+                PeerError::Network(format!("tls handshake with {}: {error}", server.address))
+            }
+        })?;
+        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        let (sender, connection) = builder
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(|error| {
+                PeerError::Network(format!("http/2 with {}: {error}", server.address))
+            })?;
+        let address = server.address.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%address, %error, "connection to provider closed");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+fn key(server: &SecurityServer) -> String {
+    format!("{}@{}", server.id, server.address)
+}

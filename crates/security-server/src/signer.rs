@@ -1,0 +1,239 @@
+//! Batch signing and batch verification.
+//!
+//! Signing: one task per member key. Every signing input becomes a leaf of a Merkle tree; the
+//! task takes all inputs queued while it was busy (and, if a window is configured, those arriving
+//! within it), builds the tree, signs the 32-byte root once and hands each caller its inclusion
+//! proof. Under no load a batch has one leaf and costs one signature, as before; under load the
+//! cost of a signature is shared.
+//!
+//! Verifying: a verified (root, signer certificate, configuration serial) is remembered, so the
+//! other messages of a batch only need their inclusion proof checked.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use passerelle_globalconf::GlobalConf;
+use passerelle_ids::MemberId;
+use passerelle_pki::merkle::{MerkleTree, leaf_hash};
+use passerelle_pki::{Certificate, Purpose, SigningKey, validate_chain};
+use passerelle_protocol::envelope::SignatureEnvelope;
+use passerelle_protocol::signing::SigningTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::BatchSettings;
+use crate::metrics::Metrics;
+
+struct Job {
+    leaf: [u8; 32],
+    reply: oneshot::Sender<Result<SignatureEnvelope, String>>,
+    signing_time: SigningTime,
+}
+
+/// Signs signing inputs with one member's key, in batches.
+#[derive(Clone)]
+pub struct BatchSigner {
+    jobs: mpsc::Sender<Job>,
+    chain_der: Arc<Vec<Vec<u8>>>,
+}
+
+impl BatchSigner {
+    /// Starts the signing task on the current tokio runtime.
+    pub fn spawn(
+        key: SigningKey,
+        chain: &[Certificate],
+        settings: BatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Job>(settings.max_size.saturating_mul(4).max(16));
+        let chain_der: Arc<Vec<Vec<u8>>> =
+            Arc::new(chain.iter().map(|c| c.der().to_vec()).collect());
+        tokio::spawn(run(
+            key,
+            Arc::clone(&chain_der),
+            settings,
+            receiver,
+            metrics,
+        ));
+        Self { jobs, chain_der }
+    }
+
+    /// Signs one signing input; resolves once its batch's root is signed.
+    pub async fn sign(
+        &self,
+        signing_input: &[u8],
+        signing_time: SigningTime,
+    ) -> Result<SignatureEnvelope, String> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            leaf: leaf_hash(signing_input),
+            reply,
+            signing_time,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| "the signing task has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the signing task has stopped".to_owned())?
+    }
+
+    /// The signer's certificate chain, DER, leaf first.
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
+    }
+}
+
+async fn run(
+    key: SigningKey,
+    chain: Arc<Vec<Vec<u8>>>,
+    settings: BatchSettings,
+    mut receiver: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + settings.window;
+        while batch.len() < settings.max_size {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) if settings.window.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    _ => break,
+                },
+            }
+        }
+        metrics.observe_batch(batch.len());
+        let tree = MerkleTree::from_leaf_hashes(batch.iter().map(|job| job.leaf).collect());
+        let root = tree.root();
+        let signature = key.sign(&root).map_err(|error| error.to_string());
+        for (index, job) in batch.into_iter().enumerate() {
+            let envelope = match (&signature, tree.proof(index)) {
+                (Ok(signature), Some(proof)) => Ok(SignatureEnvelope {
+                    signing_time: job.signing_time,
+                    algorithm: key.algorithm(),
+                    signature: signature.clone(),
+                    signer_chain: chain.as_ref().clone(),
+                    batch_root: root,
+                    proof,
+                }),
+                (Err(error), _) => Err(error.clone()),
+                (_, None) => Err("no inclusion proof for a leaf of the batch".to_owned()),
+            };
+            // The caller may have given up (timeout); nothing to do then.
+            let _ = job.reply.send(envelope);
+        }
+    }
+}
+
+/// Why a signed message does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureProblem {
+    /// The signer certificate is unusable: unparsable, not chaining to an approved CA with the
+    /// signing purpose, or not the expected member's.
+    Certificate(String),
+    /// The proof or the signature does not verify.
+    Signature(String),
+}
+
+/// The remembered keys, and their insertion order for eviction.
+type RootEntries = (HashSet<[u8; 32]>, VecDeque<[u8; 32]>);
+
+/// Remembers verified batch roots (bounded, oldest forgotten first).
+pub struct RootCache {
+    capacity: usize,
+    entries: Mutex<RootEntries>,
+}
+
+impl RootCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: Mutex::new((HashSet::new(), VecDeque::new())),
+        }
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .contains(key)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (set, order) = &mut *guard;
+        if set.insert(key) {
+            order.push_back(key);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Verifies that `signing_input` was signed by `member` under `conf` at `now`: the signer
+    /// chain, the inclusion proof, then the root signature (skipped when the same root, signer
+    /// and configuration were verified before).
+    pub fn verify(
+        &self,
+        conf: &GlobalConf,
+        member: &MemberId,
+        signing_input: &[u8],
+        envelope: &SignatureEnvelope,
+        now: SystemTime,
+    ) -> Result<(), SignatureProblem> {
+        let Some(leaf_der) = envelope.signer_chain.first() else {
+            return Err(SignatureProblem::Certificate(
+                "no signer certificate".to_owned(),
+            ));
+        };
+        let cache_key = {
+            let mut hasher = passerelle_pki::digest::Sha256::new();
+            hasher
+                .update(&envelope.batch_root)
+                .update(leaf_der)
+                .update(&conf.serial.to_be_bytes());
+            hasher.update(envelope.algorithm.as_str().as_bytes());
+            hasher.finish()
+        };
+        envelope
+            .proof
+            .verify(&leaf_hash(signing_input), &envelope.batch_root)
+            .map_err(|error| SignatureProblem::Signature(format!("inclusion proof: {error}")))?;
+        let leaf = Certificate::from_der(leaf_der.clone())
+            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
+        if leaf.member_id().as_ref() != Some(member) {
+            return Err(SignatureProblem::Certificate(format!(
+                "the signing certificate {} is not a certificate of member {member}",
+                leaf.subject()
+            )));
+        }
+        // A cached root skips the chain and signature checks, not the signer's identity or the
+        // signer certificate's validity at `now` (checked above and here).
+        if self.contains(&cache_key) && leaf.not_before() <= now && now <= leaf.not_after() {
+            return Ok(());
+        }
+        let mut pool: Vec<Certificate> = envelope
+            .signer_chain
+            .iter()
+            .skip(1)
+            .filter_map(|der| Certificate::from_der(der.clone()).ok())
+            .collect();
+        pool.extend(conf.ca_intermediates());
+        validate_chain(&leaf, &pool, &conf.ca_roots(), now, Purpose::Signing)
+            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
+        leaf.verify_signature(
+            envelope.algorithm,
+            &envelope.batch_root,
+            &envelope.signature,
+        )
+        .map_err(|error| SignatureProblem::Signature(error.to_string()))?;
+        self.insert(cache_key);
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! Client-side checks, backend failures and limits: each answers its code and the server keeps
+//! serving.
+
+use std::time::{Duration, SystemTime};
+
+use crate::federation::{CLIENT, Federation, Options};
+
+const VACCINATIONS: &str = "/r1/DEV/GOV/HEALTH/patients/vaccinations/v1/children/1";
+
+#[tokio::test]
+async fn client_side_refusals() {
+    let federation = Federation::start(Options::default()).await;
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
+    let cases: [Case<'_>; 7] = [
+        (
+            "spoofed client",
+            VACCINATIONS,
+            vec![("X-Road-Client", "DEV/GOV/HEALTH/patients")],
+            "Client.InvalidClient",
+            403,
+        ),
+        (
+            "client of another server's member",
+            VACCINATIONS,
+            vec![("X-Road-Client", "DEV/GOV/EDUCATION/other")],
+            "Client.InvalidClient",
+            403,
+        ),
+        (
+            "missing client",
+            VACCINATIONS,
+            vec![],
+            "Client.MissingHeader",
+            400,
+        ),
+        (
+            "malformed client",
+            VACCINATIONS,
+            vec![("X-Road-Client", "DEV/GOV")],
+            "Client.BadRequest",
+            400,
+        ),
+        (
+            "bad path",
+            "/r1/DEV/GOV",
+            vec![("X-Road-Client", CLIENT)],
+            "Client.BadRequest",
+            400,
+        ),
+        (
+            "unknown provider",
+            "/r1/DEV/GOV/NOBODY/x/y",
+            vec![("X-Road-Client", CLIENT)],
+            "Server.ClientProxy.UnknownMember",
+            400,
+        ),
+        (
+            "unknown service",
+            "/r1/DEV/GOV/HEALTH/patients/nothing",
+            vec![("X-Road-Client", CLIENT)],
+            "Server.ServerProxy.UnknownService",
+            404,
+        ),
+    ];
+    for (name, target, headers, code, status) in cases {
+        let reply = federation.call("GET", target, &headers, b"").await;
+        assert_eq!(reply.fault().as_deref(), Some(code), "{name}: {reply:?}");
+        assert_eq!(reply.status, status, "{name}");
+    }
+    let pinned = federation
+        .call(
+            "GET",
+            VACCINATIONS,
+            &[
+                ("X-Road-Client", CLIENT),
+                ("X-Road-Security-Server", "DEV/GOV/EDUCATION/ss-education"),
+            ],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        pinned.fault().as_deref(),
+        Some("Server.ClientProxy.NoProviderServer"),
+        "{pinned:?}"
+    );
+    assert!(federation.seen_paths().is_empty());
+}
+
+#[tokio::test]
+async fn backend_down_slow_and_disabled() {
+    let federation = Federation::start(Options::default()).await;
+    let down = federation
+        .call_as_school("GET", "/r1/DEV/GOV/HEALTH/patients/down/x", b"")
+        .await;
+    assert_eq!(
+        down.fault().as_deref(),
+        Some("Server.ServerProxy.ServiceFailed"),
+        "{down:?}"
+    );
+    assert_eq!(down.status, 502);
+    let slow = federation
+        .call_as_school("GET", "/r1/DEV/GOV/HEALTH/patients/slow/x", b"")
+        .await;
+    assert_eq!(
+        slow.fault().as_deref(),
+        Some("Server.ServerProxy.ServiceTimeout"),
+        "{slow:?}"
+    );
+    assert_eq!(slow.status, 504);
+    let closed = federation
+        .call_as_school("GET", "/r1/DEV/GOV/HEALTH/patients/closed/x", b"")
+        .await;
+    assert_eq!(
+        closed.fault().as_deref(),
+        Some("Server.ServerProxy.ServiceDisabled"),
+        "{closed:?}"
+    );
+    // Still serving.
+    assert_eq!(
+        federation
+            .call_as_school("GET", VACCINATIONS, b"")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn oversize_body_and_headers_are_refused() {
+    let federation = Federation::start(Options {
+        max_body_bytes: Some(1024),
+    })
+    .await;
+    let big = vec![b'x'; 4096];
+    let reply = federation
+        .call_as_school(
+            "POST",
+            "/r1/DEV/GOV/HEALTH/patients/vaccinations/v1/children",
+            &big,
+        )
+        .await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Client.RequestTooLarge"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.status, 413);
+    let long = "y".repeat(70 * 1024);
+    let reply = federation
+        .call(
+            "GET",
+            VACCINATIONS,
+            &[("X-Road-Client", CLIENT), ("X-Long", &long)],
+            b"",
+        )
+        .await;
+    assert!(reply.status == 431, "{reply:?}");
+    // The provider enforces its own limit on what a peer forwards.
+    let mut peer = crate::federation::RawPeer::connect(
+        federation.health.server_addr,
+        &federation.education_auth,
+    )
+    .await;
+    let crafted = crate::federation::Crafted {
+        method: "POST",
+        body: &big,
+        ..crate::federation::Crafted::new(VACCINATIONS)
+    };
+    let reply = peer
+        .send(crafted.build(&federation.education_signing))
+        .await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Server.ServerProxy.RequestTooLarge"),
+        "{reply:?}"
+    );
+    let ok = federation
+        .call_as_school(
+            "POST",
+            "/r1/DEV/GOV/HEALTH/patients/vaccinations/v1/children",
+            b"small",
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(federation.seen_paths().len() == 1);
+}
+
+#[tokio::test]
+async fn an_expired_global_configuration_stops_messaging() {
+    let federation = Federation::start(Options::default()).await;
+    let mut expired = federation.global.clone();
+    expired.generated_at = SystemTime::now() - Duration::from_secs(7200);
+    expired.expires_at = SystemTime::now() - Duration::from_secs(1);
+    federation.conf.replace(expired);
+    let reply = federation.call_as_school("GET", VACCINATIONS, b"").await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Server.ClientProxy.OutdatedGlobalConf"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.status, 503);
+    assert!(federation.seen_paths().is_empty());
+}
+
+#[tokio::test]
+async fn a_log_failure_answers_logging_failed() {
+    let federation = Federation::start(Options::default()).await;
+    federation
+        .health_log
+        .fail_with(Some("disk full".to_owned()));
+    let reply = federation.call_as_school("GET", VACCINATIONS, b"").await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Server.ServerProxy.LoggingFailed"),
+        "{reply:?}"
+    );
+    federation.health_log.fail_with(None);
+    federation
+        .education_log
+        .fail_with(Some("disk full".to_owned()));
+    let reply = federation.call_as_school("GET", VACCINATIONS, b"").await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Server.ClientProxy.LoggingFailed"),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_with_an_unregistered_certificate_is_refused() {
+    let federation = Federation::start(Options::default()).await;
+    let mut global = federation.global.clone();
+    // The configuration registers another certificate for the provider than the one it presents.
+    global.security_servers[0].auth_cert_hashes = vec![passerelle_globalconf::CertHash::of(
+        &federation.education_auth.chain[0],
+    )];
+    federation.conf.replace(global);
+    let reply = federation.call_as_school("GET", VACCINATIONS, b"").await;
+    assert_eq!(
+        reply.fault().as_deref(),
+        Some("Server.ClientProxy.SslAuthenticationFailed"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.status, 502);
+    assert!(federation.seen_paths().is_empty());
+}
