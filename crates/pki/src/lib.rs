@@ -16,6 +16,7 @@
 pub mod aead;
 pub mod digest;
 pub mod merkle;
+pub mod random;
 
 mod algorithm;
 mod certificate;

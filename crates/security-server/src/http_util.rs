@@ -1,6 +1,5 @@
 //! Small HTTP helpers shared by both sides: fault responses, bounded body reading, ids.
 
-use std::io::Read;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
@@ -111,16 +110,17 @@ pub(crate) fn random_uuid() -> String {
 
 fn random_bytes(count: usize) -> Vec<u8> {
     let mut buffer = vec![0; count];
-    // The kernel's generator does not fail once the system has booted; if it ever did, fall back
-    // to time and address entropy so ids stay unique (they are identifiers, not secrets).
-    let read =
-        std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut buffer));
-    if read.is_err() {
+    // The system generator does not fail once the machine has booted. If it ever did, ids
+    // would still be unique per process by mixing time and a counter (they are identifiers,
+    // not secrets), so an exchange is not refused for it.
+    if passerelle_pki::random::fill(&mut buffer).is_err() {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let seed = passerelle_pki::digest::sha256(format!("{nanos}{:p}", &buffer).as_bytes());
+        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = passerelle_pki::digest::sha256(format!("{nanos}:{count}").as_bytes());
         for (index, byte) in buffer.iter_mut().enumerate() {
             *byte = seed.get(index % 32).copied().unwrap_or_default();
         }
