@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod demo;
 
 /// Passerelle: signed, access-controlled and logged data exchange between agencies.
 ///
@@ -46,6 +47,10 @@ enum Command {
     /// Security server: run it, register it with the central server.
     #[command(subcommand)]
     Server(cli::server::ServerCommand),
+    /// Call a service through your security server, as an information system would.
+    Call(cli::call::CallArgs),
+    /// Start a whole federation on this machine and print what to try.
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +62,8 @@ fn main() -> ExitCode {
         Command::Central(command) => cli::central::run(command),
         Command::Catalog(command) => cli::catalog::run(command),
         Command::Server(command) => cli::server::run(command),
+        Command::Call(args) => cli::call::run(args),
+        Command::Demo(args) => cli::demo::run(args),
     };
     match result {
         Ok(code) => code,

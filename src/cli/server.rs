@@ -2,14 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::SystemTime;
 
-use anyhow::{Context, bail};
-use passerelle_globalconf::{Anchor, ConfClient};
-use passerelle_messagelog::{Durability, KeyRing, LogOptions, MessageLog};
-use passerelle_security_server::deps::{DurableLog, SystemClock};
-use passerelle_security_server::{Deps, ServerConfig, start};
+use anyhow::Context;
+use passerelle_messagelog::Durability;
+use passerelle_security_server::Node;
 
 const SERVER_EXAMPLES: &str = "\
 Example:
@@ -59,41 +55,8 @@ pub(crate) fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
-    let config = ServerConfig::load(&path)?;
-    let (Some(anchor), Some(cache_dir), Some(log_dir)) = (
-        &config.anchor,
-        &config.conf_cache_dir,
-        &config.message_log_dir,
-    ) else {
-        bail!(
-            "{}: [server] needs anchor, conf_cache_dir and message_log_dir to run",
-            path.display()
-        );
-    };
-    let anchor = Anchor::load(anchor)
-        .with_context(|| format!("cannot load the anchor {}", anchor.display()))?;
-    let conf = Arc::new(ConfClient::with_http(
-        anchor,
-        cache_dir.clone(),
-        SystemTime::now(),
-    ));
-    let polling = conf.spawn_polling(SystemTime::now);
-    let mut options = LogOptions::new(Durability::Fsync);
-    if let Some(keys) = &config.body_keys {
-        options = options.with_keys(
-            KeyRing::load(keys)
-                .with_context(|| format!("cannot load body keys {}", keys.display()))?,
-        );
-    }
-    let seals_bodies = options.keys.is_some();
-    let log = MessageLog::open(log_dir, options)
-        .with_context(|| format!("cannot open the message log in {}", log_dir.display()))?;
-    let deps = Deps {
-        conf,
-        log: Arc::new(DurableLog::new(log, seals_bodies)),
-        clock: Arc::new(SystemClock),
-    };
-    let running = start(config, deps).await?;
+    let node = Node::launch(&path, Durability::Fsync).await?;
+    let running = &node.running;
     println!("security server {}", running.server_addr);
     if let Some(address) = running.client_addr {
         println!("  local systems:  http://{address}/r1/...");
@@ -126,7 +89,6 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
-    running.shutdown().await;
-    polling.stop().await;
+    node.shutdown().await;
     Ok(())
 }

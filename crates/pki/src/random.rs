@@ -7,7 +7,9 @@ use crate::PkiError;
 
 /// Fills `buffer` with random bytes.
 pub fn fill(buffer: &mut [u8]) -> Result<(), PkiError> {
-    SystemRandom::new().fill(buffer).map_err(|_| PkiError::Random)
+    SystemRandom::new()
+        .fill(buffer)
+        .map_err(|_| PkiError::Random)
 }
 
 /// `count` random bytes.

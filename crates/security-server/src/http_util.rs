@@ -1,6 +1,5 @@
 //! Small HTTP helpers shared by both sides: fault responses, bounded body reading, ids.
 
-
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
