@@ -258,7 +258,14 @@ fn make_calls(manifest: &serde_json::Value) -> String {
         .to_owned()
 }
 
-fn audit_export_and_verify(manifest: &serde_json::Value, out_dir: &Path, round: u32) {
+fn audit_export_and_verify(
+    manifest: &serde_json::Value,
+    demo_dir: &Path,
+    out_dir: &Path,
+    round: u32,
+) {
+    // The development CA's root is the trust anchor the auditor embeds, as the README shows.
+    let root = demo_dir.join("pki/root.cert.pem");
     for (index, server) in manifest["security_servers"]
         .as_array()
         .unwrap()
@@ -268,7 +275,9 @@ fn audit_export_and_verify(manifest: &serde_json::Value, out_dir: &Path, round: 
         let log_dir = server["log_dir"].as_str().unwrap();
         let archive = out_dir.join(format!("round{round}-server{index}.archive"));
         let export = Command::new(BINARY)
-            .args(["audit", "export", "--log", log_dir, "-o"])
+            .args(["audit", "export", "--log", log_dir, "--anchors"])
+            .arg(&root)
+            .arg("-o")
             .arg(&archive)
             .output()
             .unwrap();
@@ -316,7 +325,7 @@ fn demo_serves_calls_logs_them_verifiably_and_survives_a_restart() {
     assert_eq!(metrics.status, 200);
     let first_id = make_calls(&manifest);
     demo.stop();
-    audit_export_and_verify(&manifest, workspace.path(), 1);
+    audit_export_and_verify(&manifest, &dir, workspace.path(), 1);
 
     let (demo, manifest_again) = Demo::start(&dir);
     assert_eq!(
@@ -326,5 +335,5 @@ fn demo_serves_calls_logs_them_verifiably_and_survives_a_restart() {
     let second_id = make_calls(&manifest_again);
     assert_ne!(first_id, second_id);
     demo.stop();
-    audit_export_and_verify(&manifest_again, workspace.path(), 2);
+    audit_export_and_verify(&manifest_again, &dir, workspace.path(), 2);
 }
