@@ -8,9 +8,10 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    Durability, ExportFilter, KeyRing, LogOptions, MessageLog, VerifyOptions, describe_exchange,
+    ExportFilter, ExportOptions, KeyRing, VerifyOptions, describe_exchange, export_log,
     extract_exchange, find_exchanges, timeline, verify_archive,
 };
+use passerelle_pki::sealed_box::{OpeningKey, RecipientKey};
 
 /// `println!` that returns an error (for example a closed pipe) instead of panicking.
 macro_rules! say {
@@ -34,7 +35,11 @@ Examples:
   passerelle audit export --log DIR --from 2025-06-01T00:00:00Z --to 2025-06-30T23:59:59Z \\
       --client BJ/GOV/MINEDU/schools --anchors ca.pem -o minedu-june.pla
 
-Run it on a stopped server's log directory (the index database allows one process at a time).")]
+  # Sealed for an auditor (their certificate or `openssl pkey -pubout` public key):
+  passerelle audit export --log DIR --seal-to auditor.pub.pem -o 2025-06.pla.sealed
+
+Export reads the segment files only, never the index database: it works on the log of a running
+security server (up to the last complete entry) as well as on a stopped one's.")]
     Export(Box<ExportArgs>),
     /// Check an archive offline: every checksum, hash, chain link, time-stamp span, signature,
     /// certificate chain, and (with --key) body.
@@ -45,6 +50,8 @@ named: sequence number, message id, what failed), 1 when the archive cannot be r
 Examples:
   passerelle audit verify 2025-06.pla
   passerelle audit verify 2025-06.pla --key body-keys.toml --anchors instance-ca.pem
+  passerelle audit verify 2025-06.pla --previous 2025-05.pla    # and that it continues May's
+  passerelle audit verify 2025-06.pla.sealed --unseal-with auditor.pem
   passerelle audit verify 2025-06.pla --json | jq .failure")]
     Verify {
         /// The archive.
@@ -58,6 +65,13 @@ Examples:
         /// Extra trust anchors (PEM), besides those inside the archive.
         #[arg(long, value_name = "PEM")]
         anchors: Option<PathBuf>,
+        /// The archive this one continues: check that it starts right after that archive's last
+        /// entry, with its last hash, and recompute the checkpoints over that archive's entries.
+        #[arg(long, value_name = "ARCHIVE")]
+        previous: Option<PathBuf>,
+        /// The auditor's private key (PKCS#8 PEM), to open an archive sealed with --seal-to.
+        #[arg(long, value_name = "PRIVATE-KEY")]
+        unseal_with: Option<PathBuf>,
     },
     /// Show an archive's exchanges as a timeline, or one exchange in full.
     #[command(after_help = "\
@@ -82,6 +96,9 @@ Examples:
         /// Timeline as JSON lines.
         #[arg(long)]
         json: bool,
+        /// The auditor's private key (PKCS#8 PEM), to open an archive sealed with --seal-to.
+        #[arg(long, value_name = "PRIVATE-KEY")]
+        unseal_with: Option<PathBuf>,
     },
 }
 
@@ -112,6 +129,10 @@ pub(crate) struct ExportArgs {
     /// CA certificates (PEM) to embed as trust anchors for the signers' chains.
     #[arg(long, value_name = "PEM")]
     anchors: Option<PathBuf>,
+    /// Encrypt the archive for an auditor: their EC P-256 public key (`PUBLIC KEY` PEM) or
+    /// certificate. Only the matching private key opens it (`verify --unseal-with`).
+    #[arg(long, value_name = "KEY")]
+    seal_to: Option<PathBuf>,
     /// The archive to write.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -129,28 +150,37 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 message_id,
                 previous,
                 anchors,
+                seal_to,
                 output,
             } = *arguments;
             let anchors = match anchors {
                 Some(path) => load_anchors(&path)?,
                 None => Vec::new(),
             };
-            let message_log = MessageLog::open(&log, LogOptions::new(Durability::Fsync))
-                .with_context(|| format!("opening the message log in {}", log.display()))?;
-            let filter = ExportFilter {
-                from_ms: from,
-                to_ms: to,
-                client,
-                service,
-                message_id,
+            let seal_to = seal_to
+                .map(|path| {
+                    RecipientKey::load(&path)
+                        .with_context(|| format!("reading the --seal-to key {}", path.display()))
+                })
+                .transpose()?;
+            anyhow::ensure!(
+                log.join("segments").is_dir(),
+                "{} is not a message-log directory (it has no segments/)",
+                log.display()
+            );
+            let options = ExportOptions {
+                filter: ExportFilter {
+                    from_ms: from,
+                    to_ms: to,
+                    client,
+                    service,
+                    message_id,
+                },
+                previous,
+                anchors,
+                seal_to,
             };
-            let summary = message_log.export(
-                &filter,
-                previous.as_deref(),
-                &anchors,
-                &output,
-                SystemTime::now(),
-            )?;
+            let summary = export_log(&log, &options, &output, SystemTime::now())?;
             say!(
                 "wrote {}: entries {}..={} ({} in full, {} redacted), last hash {}",
                 output.display(),
@@ -160,6 +190,12 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 summary.redacted_entries,
                 summary.last_hash
             );
+            if summary.sealed {
+                say!("sealed: only the private key matching --seal-to opens it");
+            }
+            if let Err(reason) = &summary.marked_exported {
+                eprintln!("warning: retention will not count this export: {reason}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify {
@@ -167,8 +203,11 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             json,
             key,
             anchors,
+            previous,
+            unseal_with,
         } => {
             let keys = key.as_deref().map(KeyRing::load).transpose()?;
+            let unseal = load_opening_key(unseal_with.as_deref())?;
             let anchors = match anchors {
                 Some(path) => load_anchors(&path)?,
                 None => Vec::new(),
@@ -179,6 +218,8 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 anchors,
                 token_verifier: None,
                 progress: (!json).then_some(&progress as &dyn Fn(u64)),
+                unseal: unseal.as_ref(),
+                previous: previous.as_deref(),
             };
             let report = verify_archive(&file, &options)?;
             if !json && report.entries >= 65_536 {
@@ -201,11 +242,16 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             key,
             extract,
             json,
+            unseal_with,
         } => {
             let keys = key.as_deref().map(KeyRing::load).transpose()?;
+            let unseal = load_opening_key(unseal_with.as_deref())?;
+            let unseal = unseal.as_ref();
             match (message_id, extract) {
                 (Some(message_id), Some(dir)) => {
-                    for extracted in extract_exchange(&file, &message_id, keys.as_ref(), &dir)? {
+                    for extracted in
+                        extract_exchange(&file, unseal, &message_id, keys.as_ref(), &dir)?
+                    {
                         say!("{}", extracted.dir.display());
                         for path in extracted.files {
                             say!("  {}", path.display());
@@ -213,7 +259,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
                 (Some(message_id), None) => {
-                    let entries = find_exchanges(&file, &message_id)?;
+                    let entries = find_exchanges(&file, unseal, &message_id)?;
                     anyhow::ensure!(
                         !entries.is_empty(),
                         "message {message_id} is not shown in full in {}",
@@ -231,7 +277,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 (None, _) => {
                     let stdout = std::io::stdout();
                     let mut out = stdout.lock();
-                    timeline(&file, json, &mut out)?;
+                    timeline(&file, unseal, json, &mut out)?;
                     out.flush()?;
                 }
             }
@@ -258,6 +304,9 @@ fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result
                 previous.last_hash
             );
         }
+    }
+    if report.continues_previous {
+        say!("  previous       continues the given earlier archive (link and checkpoints checked)");
     }
     say!(
         "  entries        {} ({} in full, {} redacted links)",
@@ -293,6 +342,14 @@ fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result
         say!("  last hash      {hash}");
     }
     Ok(())
+}
+
+fn load_opening_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<OpeningKey>> {
+    path.map(|path| {
+        OpeningKey::load(path)
+            .with_context(|| format!("reading the --unseal-with key {}", path.display()))
+    })
+    .transpose()
 }
 
 fn load_anchors(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {

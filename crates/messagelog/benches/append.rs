@@ -13,8 +13,8 @@ use std::time::{Instant, SystemTime};
 
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    Body, Durability, ExchangeRecord, ExportFilter, LogOptions, MessageLog, MessagePart,
-    Sha256Hash, Side, Timestamper, VerifyOptions, verify_archive,
+    Body, Durability, ExchangeRecord, ExportFilter, ExportOptions, LogOptions, MessageLog,
+    MessagePart, Sha256Hash, Side, Timestamper, VerifyOptions, export_log, verify_archive,
 };
 
 struct Stamp;
@@ -118,15 +118,10 @@ fn phase(name: &str, count: u64, dir: &Path) {
             });
         }
         "export" => {
-            let log = MessageLog::open(
+            // From the segment files, as `passerelle audit export` does (no index database).
+            export_log(
                 &dir.join("log"),
-                LogOptions::new(Durability::DangerMemoryOnly),
-            )
-            .unwrap();
-            log.export(
-                &ExportFilter::default(),
-                None,
-                &[],
+                &ExportOptions::default(),
                 &archive,
                 SystemTime::now(),
             )

@@ -9,27 +9,23 @@
 //!   (JSON). The manifest comes first, the trailer last; see `docs/audit.md`.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
 
 use passerelle_ids::{ServiceId, SubsystemId};
-use passerelle_pki::merkle::leaf_hash;
+use passerelle_pki::sealed_box::{self, OpeningKey};
 use serde::{Deserialize, Serialize};
 
-use crate::accumulator::MerkleAccumulator;
-use crate::checkpoint::unix_millis;
 use crate::error::LogError;
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::hash::Sha256Hash;
-use crate::log::{MessageLog, be_u64};
-use crate::record::{Entry, EntryBody};
+use crate::log::be_u64;
+use crate::record::Entry;
 use crate::segment::RawEntry;
 
 /// The first eight bytes of every archive.
 pub(crate) const ARCHIVE_MAGIC: [u8; 8] = *b"PSLAUDIT";
 pub(crate) const ARCHIVE_VERSION: u32 = 1;
-const STATE_EXPORTED_THROUGH: &[u8] = b"exported_through";
 
 /// The first frame of an archive: what it covers and how it links to the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +71,7 @@ pub struct ExportFilter {
 }
 
 impl ExportFilter {
-    fn selects_all_in_range(&self) -> bool {
+    pub(crate) fn selects_all_in_range(&self) -> bool {
         self.client.is_none() && self.service.is_none() && self.message_id.is_none()
     }
 
@@ -291,15 +287,34 @@ pub struct ArchiveReader<R: Read> {
     offset: u64,
 }
 
-impl ArchiveReader<BufReader<File>> {
-    pub fn open(path: &Path) -> Result<Self, LogError> {
+impl ArchiveReader<Box<dyn Read>> {
+    /// Opens an archive file. A sealed archive (see `docs/audit.md`) needs `unseal`, the private
+    /// key of the auditor it was sealed for; without it, the error says so.
+    pub fn open(path: &Path, unseal: Option<&OpeningKey>) -> Result<Self, LogError> {
+        let archive_error = |message: String| LogError::Archive {
+            path: path.to_owned(),
+            message,
+        };
         let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
-        ArchiveReader::new(BufReader::with_capacity(256 * 1024, file)).map_err(|message| {
-            LogError::Archive {
-                path: path.to_owned(),
-                message,
+        let mut file = BufReader::with_capacity(256 * 1024, file);
+        let sealed = {
+            use std::io::BufRead as _;
+            let prefix = file.fill_buf().map_err(|e| LogError::io("read", path, e))?;
+            sealed_box::is_sealed(prefix)
+        };
+        let reader: Box<dyn Read> = match (sealed, unseal) {
+            (false, _) => Box::new(file),
+            (true, Some(key)) => Box::new(BufReader::with_capacity(
+                256 * 1024,
+                sealed_box::open_reader(key, file).map_err(|e| archive_error(e.to_string()))?,
+            )),
+            (true, None) => {
+                return Err(LogError::Sealed {
+                    path: path.to_owned(),
+                });
             }
-        })
+        };
+        ArchiveReader::new(reader).map_err(archive_error)
     }
 }
 
@@ -339,351 +354,4 @@ impl<R: Read> ArchiveReader<R> {
             Err(FrameError::Io(error)) => Err(format!("frame at byte {offset}: {error}")),
         }
     }
-}
-
-/// What an export wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSummary {
-    pub path: PathBuf,
-    pub first_sequence: u64,
-    pub last_sequence: u64,
-    pub full_entries: u64,
-    pub redacted_entries: u64,
-    pub last_hash: Sha256Hash,
-}
-
-/// Reads the trailer of an earlier archive (streaming through it).
-pub(crate) fn archive_end(path: &Path) -> Result<ArchiveLink, LogError> {
-    let mut reader = ArchiveReader::open(path)?;
-    let archive_error = |message: String| LogError::Archive {
-        path: path.to_owned(),
-        message,
-    };
-    let mut trailer = None;
-    while let Some(frame) = reader.next_frame().map_err(archive_error)? {
-        if let ArchiveFrame::Trailer(found) = frame {
-            trailer = Some(found);
-        }
-    }
-    let trailer =
-        trailer.ok_or_else(|| archive_error("no trailer: the archive is incomplete".into()))?;
-    Ok(ArchiveLink {
-        last_sequence: trailer.last_sequence,
-        last_hash: trailer.last_hash,
-    })
-}
-
-const TIME_SLACK_MS: u64 = 3_600_000;
-
-impl MessageLog {
-    /// Writes an archive of the log to `out` (see the module documentation and `docs/audit.md`).
-    ///
-    /// The archive covers a contiguous range of sequences: from the entry after `previous`'s last
-    /// one (or the first request at or after `filter.from_ms`, or the first entry of
-    /// `filter.message_id`, or the start of the log) to the last request at or before
-    /// `filter.to_ms` (or the message's last entry, or the end of the log), extended to the
-    /// checkpoint entry that time-stamps it when there is one. Entries in that range that the
-    /// filter does not select are written as redacted links. `anchors` (CA certificates, DER) are
-    /// copied into the archive for the verifier. Memory stays bounded whatever the range.
-    ///
-    /// An export without client, service or message-id filter marks its range as exported, which
-    /// retention requires before removing a segment.
-    pub fn export(
-        &self,
-        filter: &ExportFilter,
-        previous: Option<&Path>,
-        anchors: &[Vec<u8>],
-        out: &Path,
-        now: SystemTime,
-    ) -> Result<ExportSummary, LogError> {
-        let inner = &self.inner;
-        let next = inner.lock_status().next_sequence;
-        let tail = next.checked_sub(1).ok_or(LogError::Export {
-            message: "the log is empty".into(),
-        })?;
-        let first_available = inner.first_available_sequence()?.unwrap_or(0);
-        let previous_link = previous.map(archive_end).transpose()?;
-
-        let start = if let Some(link) = &previous_link {
-            let entry = inner
-                .read_raw(link.last_sequence)
-                .map_err(|_| LogError::Export {
-                    message: format!(
-                        "the previous archive ends at entry {} which this log does not hold",
-                        link.last_sequence
-                    ),
-                })?;
-            if entry.hash != link.last_hash {
-                return Err(LogError::Export {
-                    message: format!(
-                        "the previous archive was not exported from this log (entry {} differs)",
-                        link.last_sequence
-                    ),
-                });
-            }
-            link.last_sequence + 1
-        } else if let Some(from) = filter.from_ms {
-            self.sequence_near_time(from, from.saturating_add(TIME_SLACK_MS), Extreme::Min)?
-                .unwrap_or(next)
-        } else if let Some(message_id) = &filter.message_id {
-            let sequences = self.sequences_of_message(message_id)?;
-            *sequences.iter().min().ok_or_else(|| LogError::Export {
-                message: format!("message {message_id} is not in the log"),
-            })?
-        } else {
-            first_available
-        };
-        let mut end = if let Some(to) = filter.to_ms {
-            self.sequence_near_time(to.saturating_sub(TIME_SLACK_MS), to, Extreme::Max)?
-                .unwrap_or(0)
-        } else if let (Some(message_id), None) = (&filter.message_id, &previous_link) {
-            self.sequences_of_message(message_id)?
-                .into_iter()
-                .max()
-                .unwrap_or(tail)
-        } else {
-            tail
-        };
-        if let Some(covering) = inner.checkpoint_covering(end)? {
-            end = end.max(covering.entry_sequence).min(tail);
-        }
-        if start > end || start > tail {
-            return Err(LogError::Export {
-                message: "no entries in the requested range".into(),
-            });
-        }
-        if start < first_available {
-            return Err(LogError::Export {
-                message: format!("entries before {first_available} were removed by retention"),
-            });
-        }
-
-        // The time-stamp span containing `start` may begin before it.
-        let span_first = match inner.checkpoint_covering(start)? {
-            Some(covering) => covering.first_sequence,
-            None => inner
-                .checkpoint_before(start)?
-                .map_or(first_available, |c| c.last_sequence + 1),
-        };
-        let prefix = if span_first < start {
-            Some(self.span_prefix(span_first, start)?)
-        } else {
-            None
-        };
-
-        let mut cursor = inner.cursor_from(start)?;
-        let (_, _, first_raw) = cursor.next_entry()?.ok_or(LogError::Missing {
-            sequence: start,
-            reason: "unreadable".into(),
-        })?;
-        let first_head = first_raw.head().map_err(|reason| LogError::Missing {
-            sequence: start,
-            reason,
-        })?;
-        let manifest = Manifest {
-            format: "passerelle-audit-archive".into(),
-            version: ARCHIVE_VERSION,
-            created_at_ms: unix_millis(now),
-            first_sequence: start,
-            last_sequence: end,
-            start_previous_hash: first_head.previous_hash,
-            previous_archive: previous_link,
-            filter: filter.clone(),
-            anchors: anchors.len() as u32,
-        };
-
-        let archive_error = |e: std::io::Error| LogError::io("write", out, e);
-        let file = File::create(out).map_err(archive_error)?;
-        let mut writer = ArchiveWriter::new(BufWriter::with_capacity(256 * 1024, file))
-            .map_err(archive_error)?;
-        writer
-            .write(&ArchiveFrame::Manifest(Box::new(manifest)))
-            .map_err(archive_error)?;
-        for anchor in anchors {
-            writer
-                .write(&ArchiveFrame::Anchor(anchor.clone()))
-                .map_err(archive_error)?;
-        }
-        if let Some(prefix) = prefix {
-            writer
-                .write(&ArchiveFrame::SpanPrefix(prefix))
-                .map_err(archive_error)?;
-        }
-        let (mut full, mut redacted) = (0u64, 0u64);
-        let mut last_hash;
-        let mut raw = first_raw;
-        let mut sequence = start;
-        // Span ends in order, walked beside the entries instead of one lookup per entry.
-        let mut span_ends = inner.checkpoints_ending_from(start);
-        let mut next_span_end = span_ends.next().transpose()?;
-        // Without client, service, message-id or time filters every entry is shown in full and
-        // none needs decoding.
-        let decode =
-            !filter.selects_all_in_range() || filter.from_ms.is_some() || filter.to_ms.is_some();
-        loop {
-            let selected = if decode {
-                let entry = raw
-                    .decode()
-                    .map_err(|reason| LogError::Missing { sequence, reason })?;
-                if entry.sequence != sequence {
-                    return Err(LogError::Missing {
-                        sequence,
-                        reason: format!("found entry {} in its place", entry.sequence),
-                    });
-                }
-                matches!(entry.entry, EntryBody::Checkpoint(_)) || filter.selects(&entry)
-            } else {
-                true
-            };
-            if selected {
-                last_hash = raw.hash;
-                writer
-                    .write(&ArchiveFrame::Entry {
-                        hash: raw.hash,
-                        content: raw.content,
-                    })
-                    .map_err(archive_error)?;
-                full += 1;
-            } else {
-                let head = raw
-                    .head()
-                    .map_err(|reason| LogError::Missing { sequence, reason })?;
-                writer
-                    .write(&ArchiveFrame::Redacted {
-                        sequence,
-                        previous_hash: head.previous_hash,
-                        content_digest: Sha256Hash::of(&raw.content),
-                        hash: raw.hash,
-                    })
-                    .map_err(archive_error)?;
-                last_hash = raw.hash;
-                redacted += 1;
-            }
-            while let Some(span) = next_span_end
-                .as_ref()
-                .filter(|span| span.last_sequence <= sequence)
-            {
-                if span.last_sequence == sequence {
-                    writer
-                        .write(&ArchiveFrame::SpanEnd {
-                            first_sequence: span.first_sequence,
-                            last_sequence: sequence,
-                        })
-                        .map_err(archive_error)?;
-                }
-                next_span_end = span_ends.next().transpose()?;
-            }
-            if sequence == end {
-                break;
-            }
-            sequence += 1;
-            raw = match cursor.next_entry()? {
-                Some((_, _, raw)) => raw,
-                None => {
-                    return Err(LogError::Missing {
-                        sequence,
-                        reason: "the log ends early".into(),
-                    });
-                }
-            };
-        }
-        writer
-            .write(&ArchiveFrame::Trailer(Trailer {
-                entries: full + redacted,
-                last_sequence: end,
-                last_hash,
-            }))
-            .map_err(archive_error)?;
-        let file = writer
-            .into_inner()
-            .into_inner()
-            .map_err(|e| archive_error(e.into_error()))?;
-        file.sync_all().map_err(archive_error)?;
-
-        if filter.selects_all_in_range() {
-            let done = inner
-                .trees
-                .state
-                .get(STATE_EXPORTED_THROUGH)
-                .ok()
-                .flatten()
-                .and_then(|value| be_u64(&value));
-            if done.is_none_or(|done| done < end) {
-                inner
-                    .trees
-                    .state
-                    .insert(STATE_EXPORTED_THROUGH, &end.to_be_bytes())
-                    .and_then(|_| inner.trees.state.flush())
-                    .map_err(|e| LogError::index(inner.dir.join("index"), e))?;
-            }
-        }
-        Ok(ExportSummary {
-            path: out.to_owned(),
-            first_sequence: start,
-            last_sequence: end,
-            full_entries: full,
-            redacted_entries: redacted,
-            last_hash,
-        })
-    }
-
-    /// The highest sequence a complete, unfiltered export has covered.
-    pub fn exported_through(&self) -> Result<Option<u64>, LogError> {
-        let value = self
-            .inner
-            .trees
-            .state
-            .get(STATE_EXPORTED_THROUGH)
-            .map_err(|e| LogError::index(self.inner.dir.join("index"), e))?;
-        Ok(value.and_then(|value| be_u64(&value)))
-    }
-
-    fn span_prefix(&self, first: u64, start: u64) -> Result<SpanPrefix, LogError> {
-        let mut accumulator = MerkleAccumulator::new();
-        let mut cursor = self.inner.cursor_from(first)?;
-        while first + accumulator.count() < start {
-            let (_, _, raw) = cursor.next_entry()?.ok_or(LogError::Missing {
-                sequence: first + accumulator.count(),
-                reason: "the log ends early".into(),
-            })?;
-            accumulator.push(leaf_hash(&raw.hash.0));
-        }
-        Ok(SpanPrefix {
-            first_sequence: first,
-            count: accumulator.count(),
-            roots: accumulator.roots().into_iter().map(Sha256Hash).collect(),
-        })
-    }
-
-    /// The smallest or largest sequence among entries whose time lies in `from..=to`.
-    fn sequence_near_time(
-        &self,
-        from: u64,
-        to: u64,
-        extreme: Extreme,
-    ) -> Result<Option<u64>, LogError> {
-        let tree = &self.inner.trees.time;
-        let low = from.to_be_bytes().to_vec();
-        let mut high = to.to_be_bytes().to_vec();
-        high.extend_from_slice(&[0xFF; 9]);
-        let mut found: Option<u64> = None;
-        for item in tree.range(low..high) {
-            let (key, _) = item.map_err(|e| LogError::index(self.inner.dir.join("index"), e))?;
-            let Some(sequence) = key.get(9..).and_then(be_u64) else {
-                continue;
-            };
-            found = Some(match (found, extreme) {
-                (None, _) => sequence,
-                (Some(old), Extreme::Min) => old.min(sequence),
-                (Some(old), Extreme::Max) => old.max(sequence),
-            });
-        }
-        Ok(found)
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Extreme {
-    Min,
-    Max,
 }

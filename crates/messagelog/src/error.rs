@@ -43,6 +43,12 @@ pub enum LogError {
     Timestamp { message: String },
     #[error("archive {path}: {message}")]
     Archive { path: PathBuf, message: String },
+    #[error(
+        "archive {path} is sealed for an auditor's public key: give the matching private key (--unseal-with PRIVATE.pem)"
+    )]
+    Sealed { path: PathBuf },
+    #[error("cannot seal the archive: {message}")]
+    Seal { message: String },
     #[error("export: {message}")]
     Export { message: String },
     #[error("entry {sequence} is not available: {reason}")]

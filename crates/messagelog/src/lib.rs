@@ -8,13 +8,16 @@
 //! cryptography comes from `passerelle-pki`; this crate never touches ring directly.
 //!
 //! Architecture invariant: the segment files are the evidence; sled holds only indexes and state
-//! that can be rebuilt from the segments.
+//! that can be rebuilt from the segments. Export reads the segments alone and never opens sled
+//! (so its memory does not grow with the log and it works beside a running server); the one file
+//! it writes, `exported-through.json`, records for retention how far complete exports reach.
 
 mod accumulator;
 mod archive;
 mod checkpoint;
 mod crc32c;
 mod error;
+mod export;
 mod frame;
 mod hash;
 mod keys;
@@ -28,11 +31,12 @@ mod verify;
 
 pub use accumulator::MerkleAccumulator;
 pub use archive::{
-    ArchiveFrame, ArchiveReader, ArchiveWriter, ExportFilter, ExportSummary, Manifest,
+    ArchiveFrame, ArchiveLink, ArchiveReader, ArchiveWriter, ExportFilter, Manifest,
 };
 pub use checkpoint::{CheckpointSummary, Timestamper, TokenVerifier};
 pub use crc32c::crc32c;
 pub use error::LogError;
+pub use export::{ExportOptions, ExportSummary, export_log};
 pub use hash::Sha256Hash;
 pub use keys::KeyRing;
 pub use log::{Durability, LogHealth, LogOptions, MessageLog};

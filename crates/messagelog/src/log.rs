@@ -95,7 +95,6 @@ pub(crate) struct Trees {
     pub(crate) service: sled::Tree,
     pub(crate) checkpoint: sled::Tree,
     pub(crate) segment: sled::Tree,
-    pub(crate) state: sled::Tree,
 }
 
 pub(crate) struct Status {
@@ -210,7 +209,6 @@ impl MessageLog {
             service: open_tree("service")?,
             checkpoint: open_tree("checkpoint")?,
             segment: open_tree("segment")?,
-            state: open_tree("state")?,
         };
         let tail = repair_tail(dir)?;
         let inner = Arc::new(Inner {
@@ -555,38 +553,6 @@ impl Inner {
         let summary: CheckpointSummary =
             serde_json::from_slice(&value).map_err(|e| self.index_error(e))?;
         Ok((summary.first_sequence <= sequence).then_some(summary))
-    }
-
-    /// Checkpoints whose spans end at or after `sequence`, in order.
-    pub(crate) fn checkpoints_ending_from(
-        &self,
-        sequence: u64,
-    ) -> impl Iterator<Item = Result<CheckpointSummary, LogError>> + '_ {
-        self.trees
-            .checkpoint
-            .range(sequence.to_be_bytes()..)
-            .values()
-            .map(|value| {
-                let value = value.map_err(|e| self.index_error(e))?;
-                serde_json::from_slice(&value).map_err(|e| self.index_error(e))
-            })
-    }
-
-    /// The last checkpoint whose span ends before `sequence`.
-    pub(crate) fn checkpoint_before(
-        &self,
-        sequence: u64,
-    ) -> Result<Option<CheckpointSummary>, LogError> {
-        let found = self
-            .trees
-            .checkpoint
-            .range(..sequence.to_be_bytes())
-            .next_back();
-        let Some(item) = found else { return Ok(None) };
-        let (_, value) = item.map_err(|e| self.index_error(e))?;
-        Ok(Some(
-            serde_json::from_slice(&value).map_err(|e| self.index_error(e))?,
-        ))
     }
 
     pub(crate) fn segment_meta(&self, first: u64) -> Result<Option<SegmentMeta>, LogError> {

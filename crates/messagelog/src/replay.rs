@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use passerelle_pki::sealed_box::OpeningKey;
 use serde::Serialize;
 
 use crate::archive::{ArchiveFrame, ArchiveReader};
@@ -64,9 +65,10 @@ pub(crate) fn format_time(unix_ms: u64) -> String {
 
 fn each_entry(
     path: &Path,
+    unseal: Option<&OpeningKey>,
     mut visit: impl FnMut(Entry) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
-    let mut reader = ArchiveReader::open(path)?;
+    let mut reader = ArchiveReader::open(path, unseal)?;
     let archive_error = |message: String| LogError::Archive {
         path: path.to_owned(),
         message,
@@ -81,9 +83,17 @@ fn each_entry(
 }
 
 /// Writes the timeline of an archive's exchanges (redacted entries are skipped), one row per
-/// line: as JSON lines when `json`, else as aligned text. Streams; memory stays bounded.
-pub fn timeline(path: &Path, json: bool, out: &mut dyn Write) -> Result<u64, LogError> {
+/// line: as JSON lines when `json`, else as aligned text. Streams; memory stays bounded. A sealed
+/// archive needs `unseal`, the auditor's private key.
+pub fn timeline(
+    path: &Path,
+    unseal: Option<&OpeningKey>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u64, LogError> {
     let write_error = |e: std::io::Error| LogError::io("write", "standard output", e);
+    // Fail on an unreadable or sealed archive before printing anything.
+    ArchiveReader::open(path, unseal)?;
     if !json {
         writeln!(
             out,
@@ -102,7 +112,7 @@ pub fn timeline(path: &Path, json: bool, out: &mut dyn Write) -> Result<u64, Log
         .map_err(write_error)?;
     }
     let mut rows = 0u64;
-    each_entry(path, |entry| {
+    each_entry(path, unseal, |entry| {
         let Some(record) = entry.exchange() else {
             return Ok(());
         };
@@ -141,9 +151,13 @@ pub fn timeline(path: &Path, json: bool, out: &mut dyn Write) -> Result<u64, Log
 }
 
 /// The full entries of one message in an archive (one per side that logged it).
-pub fn find_exchanges(path: &Path, message_id: &str) -> Result<Vec<Entry>, LogError> {
+pub fn find_exchanges(
+    path: &Path,
+    unseal: Option<&OpeningKey>,
+    message_id: &str,
+) -> Result<Vec<Entry>, LogError> {
     let mut found = Vec::new();
-    each_entry(path, |entry| {
+    each_entry(path, unseal, |entry| {
         if entry.message_id() == Some(message_id) {
             found.push(entry);
         }
@@ -165,11 +179,12 @@ pub struct ExtractedFiles {
 /// `certificate-status.der`, and `body` (only with the key), plus `record.json` beside them.
 pub fn extract_exchange(
     archive: &Path,
+    unseal: Option<&OpeningKey>,
     message_id: &str,
     keys: Option<&KeyRing>,
     dir: &Path,
 ) -> Result<Vec<ExtractedFiles>, LogError> {
-    let entries = find_exchanges(archive, message_id)?;
+    let entries = find_exchanges(archive, unseal, message_id)?;
     if entries.is_empty() {
         return Err(LogError::Archive {
             path: archive.to_owned(),

@@ -201,6 +201,65 @@ impl SegmentReader {
         }
     }
 
+    /// Skips one frame without reading or checking its payload: its offset and payload length,
+    /// or `None` at the end of the file. The length is as stored (a torn frame's may run past the
+    /// end of the file).
+    pub(crate) fn skip_frame(&mut self) -> Result<Option<(u64, u32)>, LogError> {
+        let offset = self.offset;
+        let mut header = [0u8; FRAME_HEADER as usize];
+        let filled = read_up_to(&mut self.reader, &mut header)
+            .map_err(|e| LogError::io("read", &self.path, e))?;
+        if filled == 0 {
+            return Ok(None);
+        }
+        if filled < header.len() {
+            return Err(LogError::DamagedEntry {
+                sequence: u64::MAX,
+                path: self.path.clone(),
+                offset,
+                reason: format!("short frame header ({filled} bytes)"),
+            });
+        }
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        self.reader
+            .seek_relative(i64::from(length))
+            .map_err(|e| LogError::io("seek", &self.path, e))?;
+        self.offset += FRAME_HEADER + u64::from(length);
+        Ok(Some((offset, length)))
+    }
+
+    /// The offset and first `length` bytes of the next frame's payload, skipping the rest
+    /// unread and unchecked; `None` at the end of the file. Only for frames known to be complete.
+    pub(crate) fn next_prefix(
+        &mut self,
+        length: usize,
+    ) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let offset = self.offset;
+        let mut header = [0u8; FRAME_HEADER as usize];
+        let filled = read_up_to(&mut self.reader, &mut header)
+            .map_err(|e| LogError::io("read", &self.path, e))?;
+        if filled == 0 {
+            return Ok(None);
+        }
+        let frame_length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let mut prefix = vec![0u8; length.min(frame_length as usize)];
+        let read = read_up_to(&mut self.reader, &mut prefix)
+            .map_err(|e| LogError::io("read", &self.path, e))?;
+        if filled < header.len() || read < prefix.len() {
+            return Err(LogError::DamagedEntry {
+                sequence: u64::MAX,
+                path: self.path.clone(),
+                offset,
+                reason: "the frame ends early".into(),
+            });
+        }
+        self.reader
+            .seek_relative(i64::from(frame_length) - prefix.len() as i64)
+            .map_err(|e| LogError::io("seek", &self.path, e))?;
+        self.offset += FRAME_HEADER + u64::from(frame_length);
+        Ok(Some((offset, prefix)))
+    }
+
     /// The next entry; a damaged frame is an error here (only the tail repair tolerates it).
     pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, RawEntry)>, LogError> {
         match self.next_item()? {
@@ -242,6 +301,53 @@ impl LogCursor {
         })
     }
 
+    /// A cursor at entry `sequence`, found from the segment names alone (no index): the segment
+    /// whose first sequence is the largest not above it, then frames skipped by their lengths.
+    pub(crate) fn at_sequence(dir: &Path, sequence: u64) -> Result<Self, LogError> {
+        let segments = list_segments(dir)?;
+        let missing = |reason: &str| LogError::Missing {
+            sequence,
+            reason: reason.to_owned(),
+        };
+        let index = segments
+            .iter()
+            .rposition(|(first, _)| *first <= sequence)
+            .ok_or_else(|| missing("before the first segment (removed by retention?)"))?;
+        let (first, path) = &segments[index];
+        let mut reader = SegmentReader::open(path)?;
+        for _ in *first..sequence {
+            if reader.skip_frame()?.is_none() {
+                return Err(missing("past the end of its segment"));
+            }
+        }
+        Ok(LogCursor {
+            segments,
+            index,
+            reader: Some(reader),
+        })
+    }
+
+    /// Like [`LogCursor::next_entry`], but only the first `length` bytes of the payload (hash
+    /// then content), unchecked: for looking ahead cheaply.
+    pub(crate) fn next_prefix(
+        &mut self,
+        length: usize,
+    ) -> Result<Option<(u64, u64, Vec<u8>)>, LogError> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return Ok(None);
+            };
+            if let Some((offset, prefix)) = reader.next_prefix(length)? {
+                return Ok(Some((self.segments[self.index].0, offset, prefix)));
+            }
+            self.index += 1;
+            self.reader = match self.segments.get(self.index) {
+                Some((_, path)) => Some(SegmentReader::open(path)?),
+                None => None,
+            };
+        }
+    }
+
     pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, u64, RawEntry)>, LogError> {
         loop {
             let Some(reader) = self.reader.as_mut() else {
@@ -257,4 +363,18 @@ impl LogCursor {
             };
         }
     }
+}
+
+/// Reads until `buffer` is full or the input ends; returns how many bytes were read.
+fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }

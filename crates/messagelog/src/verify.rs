@@ -2,10 +2,12 @@
 //! certificate chains and (with the key) bodies. One pass, bounded memory.
 
 use std::collections::VecDeque;
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_pki::merkle::leaf_hash;
+use passerelle_pki::sealed_box::OpeningKey;
 use passerelle_pki::{Certificate, Purpose, SignatureAlgorithm, validate_chain};
 use serde::Serialize;
 
@@ -15,7 +17,7 @@ use crate::checkpoint::TokenVerifier;
 use crate::error::LogError;
 use crate::hash::Sha256Hash;
 use crate::keys::KeyRing;
-use crate::record::{Body, Entry, EntryBody, ExchangeRecord, MessagePart};
+use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::RawEntry;
 
 /// What to check beyond the chain.
@@ -29,6 +31,13 @@ pub struct VerifyOptions<'a> {
     pub token_verifier: Option<&'a dyn TokenVerifier>,
     /// Called with the number of entries checked so far, every 65 536 entries.
     pub progress: Option<&'a dyn Fn(u64)>,
+    /// The auditor's private key, to open an archive sealed for it.
+    pub unseal: Option<&'a OpeningKey>,
+    /// The archive this one continues: checks that this archive starts right after its last
+    /// entry with its last hash, and recomputes the roots of checkpoints over its entries. Its
+    /// chain, spans and checkpoints are checked on the way; its signatures and bodies are not
+    /// (verify it on its own for those). A sealed earlier archive is opened with `unseal` too.
+    pub previous: Option<&'a Path>,
 }
 
 /// The class of the first failure.
@@ -59,6 +68,9 @@ pub enum FailureKind {
     Checkpoint,
     /// A time-stamp token does not verify.
     Timestamp,
+    /// The archive does not continue the earlier archive it was verified against, or that
+    /// archive's chain does not hold.
+    Previous,
     /// The archive ends before its trailer.
     Truncated,
 }
@@ -100,8 +112,12 @@ pub struct VerifyReport {
     /// Sealed bodies left unopened because no key was given.
     pub bodies_not_opened: u64,
     pub checkpoints_checked: u64,
-    /// Checkpoint entries over spans that lie wholly in an earlier archive.
+    /// Checkpoint entries over spans that lie wholly in an earlier archive not given to check
+    /// them against (see [`VerifyOptions::previous`]).
     pub checkpoints_for_earlier_archives: u64,
+    /// Whether the archive was checked, successfully, to continue an earlier one
+    /// ([`VerifyOptions::previous`]).
+    pub continues_previous: bool,
     pub tokens_verified: u64,
     /// Tokens present but not checked (no token verifier was given).
     pub tokens_not_verified: u64,
@@ -124,7 +140,19 @@ impl VerifyReport {
 /// Verifies an archive file. `Err` only when it cannot be read at all; everything about the
 /// evidence itself is in the report, which stops at the first failure.
 pub fn verify_archive(path: &Path, options: &VerifyOptions<'_>) -> Result<VerifyReport, LogError> {
-    let mut reader = match ArchiveReader::open(path) {
+    let earlier = match options.previous {
+        None => None,
+        Some(previous) => match earlier_end(previous, options)? {
+            Ok(end) => Some(end),
+            Err(failure) => {
+                return Ok(VerifyReport {
+                    failure: Some(failure),
+                    ..Default::default()
+                });
+            }
+        },
+    };
+    let mut reader = match ArchiveReader::open(path, options.unseal) {
         Ok(reader) => reader,
         Err(LogError::Archive { message, .. }) => {
             return Ok(VerifyReport {
@@ -135,9 +163,60 @@ pub fn verify_archive(path: &Path, options: &VerifyOptions<'_>) -> Result<Verify
         Err(error) => return Err(error),
     };
     let mut verifier = Verifier::new(options);
+    verifier.earlier = earlier;
     let outcome = verifier.run(&mut reader);
+    verifier.report.continues_previous = outcome.is_ok() && verifier.earlier.is_some();
     verifier.report.failure = outcome.err();
     Ok(verifier.report)
+}
+
+/// How an earlier archive ends: its last entry, and the time-stamp span still open there.
+struct EarlierEnd {
+    last_sequence: u64,
+    last_hash: Sha256Hash,
+    span_first: u64,
+    open_span: MerkleAccumulator,
+}
+
+/// Streams through the earlier archive checking its chain, spans and checkpoints (not its
+/// signatures or bodies), and returns how it ends; `Ok(Err(_))` when it does not hold.
+fn earlier_end(
+    path: &Path,
+    options: &VerifyOptions<'_>,
+) -> Result<Result<EarlierEnd, Failure>, LogError> {
+    let previous_failure = |detail: String| {
+        fail(
+            None,
+            None,
+            FailureKind::Previous,
+            format!("the earlier archive {}: {detail}", path.display()),
+        )
+    };
+    let mut reader = match ArchiveReader::open(path, options.unseal) {
+        Ok(reader) => reader,
+        Err(LogError::Archive { message, .. }) => return Ok(Err(previous_failure(message))),
+        Err(error) => return Err(error),
+    };
+    let chain_options = VerifyOptions {
+        token_verifier: options.token_verifier,
+        ..Default::default()
+    };
+    let mut verifier = Verifier::new(&chain_options);
+    verifier.chain_only = true;
+    if let Err(failure) = verifier.run(&mut reader) {
+        return Ok(Err(previous_failure(failure.to_string())));
+    }
+    Ok(
+        match (verifier.report.last_sequence, verifier.report.last_hash) {
+            (Some(last_sequence), Some(last_hash)) => Ok(EarlierEnd {
+                last_sequence,
+                last_hash,
+                span_first: verifier.span_first,
+                open_span: verifier.accumulator,
+            }),
+            _ => Err(previous_failure("it holds no entries".into())),
+        },
+    )
 }
 
 fn fail(
@@ -165,6 +244,10 @@ struct Verifier<'a> {
     span_first: u64,
     /// Spans whose last entry has been seen but whose checkpoint entry has not (yet).
     pending_spans: VecDeque<(u64, u64, Sha256Hash)>,
+    /// Check the chain, spans and checkpoints only (for an earlier archive).
+    chain_only: bool,
+    /// How the archive this one continues ends, when given.
+    earlier: Option<EarlierEnd>,
 }
 
 impl<'a> Verifier<'a> {
@@ -179,10 +262,12 @@ impl<'a> Verifier<'a> {
             accumulator: MerkleAccumulator::new(),
             span_first: 0,
             pending_spans: VecDeque::new(),
+            chain_only: false,
+            earlier: None,
         }
     }
 
-    fn run<R: std::io::Read>(&mut self, reader: &mut ArchiveReader<R>) -> Result<(), Failure> {
+    fn run<R: Read>(&mut self, reader: &mut ArchiveReader<R>) -> Result<(), Failure> {
         let manifest = match reader.next_frame() {
             Ok(Some(ArchiveFrame::Manifest(manifest))) => *manifest,
             Ok(_) => {
@@ -211,6 +296,23 @@ impl<'a> Verifier<'a> {
                     "the manifest's link to the previous archive does not match its first entry",
                 ));
             }
+        }
+        if let Some(earlier) = &self.earlier
+            && (earlier.last_hash != manifest.start_previous_hash
+                || earlier.last_sequence + 1 != manifest.first_sequence)
+        {
+            return Err(fail(
+                Some(manifest.first_sequence),
+                None,
+                FailureKind::Previous,
+                format!(
+                    "the archive starts at entry {} after hash {}, but the earlier archive ends at entry {} with hash {}",
+                    manifest.first_sequence,
+                    manifest.start_previous_hash,
+                    earlier.last_sequence,
+                    earlier.last_hash
+                ),
+            ));
         }
         self.report.manifest = Some(manifest.clone());
         for der in &self.options.anchors {
@@ -277,6 +379,30 @@ impl<'a> Verifier<'a> {
                     self.anchors.push(certificate);
                 }
                 ArchiveFrame::SpanPrefix(prefix) => {
+                    if let Some(earlier) = &self.earlier {
+                        let roots: Vec<Sha256Hash> = earlier
+                            .open_span
+                            .roots()
+                            .into_iter()
+                            .map(Sha256Hash)
+                            .collect();
+                        if (earlier.span_first, earlier.open_span.count(), &roots)
+                            != (prefix.first_sequence, prefix.count, &prefix.roots)
+                        {
+                            return Err(fail(
+                                Some(manifest.first_sequence),
+                                None,
+                                FailureKind::Previous,
+                                format!(
+                                    "the time-stamp span open at the earlier archive's end ({} entries from {}) differs from the span prefix of this one ({} entries from {})",
+                                    earlier.open_span.count(),
+                                    earlier.span_first,
+                                    prefix.count,
+                                    prefix.first_sequence
+                                ),
+                            ));
+                        }
+                    }
                     let roots = prefix.roots.iter().map(|root| root.0).collect();
                     let accumulator = MerkleAccumulator::from_parts(prefix.count, roots);
                     match accumulator {
@@ -453,6 +579,7 @@ impl<'a> Verifier<'a> {
             ));
         }
         match &entry.entry {
+            EntryBody::Exchange(_) if self.chain_only => {}
             EntryBody::Exchange(record) => self
                 .exchange(record)
                 .map_err(|(kind, detail)| at(kind, detail))?,
@@ -461,8 +588,38 @@ impl<'a> Verifier<'a> {
                     && self.pending_spans.is_empty() =>
             {
                 // Its span ended in an earlier archive (exported before it was stamped): the
-                // root is checked by verifying the two archives together.
-                self.report.checkpoints_for_earlier_archives += 1;
+                // root is checked against that archive when it is given.
+                match &self.earlier {
+                    None => self.report.checkpoints_for_earlier_archives += 1,
+                    Some(earlier) => {
+                        let expected = (
+                            earlier.span_first,
+                            earlier.last_sequence,
+                            earlier.open_span.root().map(Sha256Hash),
+                        );
+                        let found = (
+                            checkpoint.first_sequence,
+                            checkpoint.last_sequence,
+                            Some(checkpoint.root),
+                        );
+                        if expected != found {
+                            return Err(at(
+                                FailureKind::Checkpoint,
+                                format!(
+                                    "checkpoint over {}..={} with root {} does not match the earlier archive's open span of {} entries from {}",
+                                    checkpoint.first_sequence,
+                                    checkpoint.last_sequence,
+                                    checkpoint.root,
+                                    earlier.open_span.count(),
+                                    earlier.span_first
+                                ),
+                            ));
+                        }
+                        self.report.checkpoints_checked += 1;
+                        self.check_token(checkpoint)
+                            .map_err(|detail| at(FailureKind::Timestamp, detail))?;
+                    }
+                }
             }
             EntryBody::Checkpoint(checkpoint) => {
                 let Some((first, last, root)) = self.pending_spans.pop_front() else {
@@ -490,19 +647,23 @@ impl<'a> Verifier<'a> {
                     ));
                 }
                 self.report.checkpoints_checked += 1;
-                match self.options.token_verifier {
-                    Some(verifier) => {
-                        verifier
-                            .verify(&checkpoint.token, &checkpoint.root.0)
-                            .map_err(|detail| at(FailureKind::Timestamp, detail))?;
-                        self.report.tokens_verified += 1;
-                    }
-                    None => self.report.tokens_not_verified += 1,
-                }
+                self.check_token(checkpoint)
+                    .map_err(|detail| at(FailureKind::Timestamp, detail))?;
             }
         }
         self.report.full_entries += 1;
         self.accept(raw.hash);
+        Ok(())
+    }
+
+    fn check_token(&mut self, checkpoint: &CheckpointRecord) -> Result<(), String> {
+        match self.options.token_verifier {
+            Some(verifier) => {
+                verifier.verify(&checkpoint.token, &checkpoint.root.0)?;
+                self.report.tokens_verified += 1;
+            }
+            None => self.report.tokens_not_verified += 1,
+        }
         Ok(())
     }
 

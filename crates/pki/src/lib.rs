@@ -17,6 +17,7 @@ pub mod aead;
 pub mod digest;
 pub mod merkle;
 pub mod random;
+pub mod sealed_box;
 
 mod algorithm;
 mod certificate;

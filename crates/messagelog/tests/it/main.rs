@@ -4,6 +4,7 @@
 
 mod common;
 mod crash;
+mod export;
 mod log;
 mod openssl_recipe;
 mod retention;

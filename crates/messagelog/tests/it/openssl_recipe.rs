@@ -48,8 +48,14 @@ fn the_documented_recipe_holds() {
     )
     .unwrap();
     let keys = KeyRing::parse(&keys_text).unwrap();
-    let extracted =
-        extract_exchange(&archive, "msg-1", Some(&keys), &dir.path().join("evidence")).unwrap();
+    let extracted = extract_exchange(
+        &archive,
+        None,
+        "msg-1",
+        Some(&keys),
+        &dir.path().join("evidence"),
+    )
+    .unwrap();
     let part = extracted[0].dir.join("response");
     assert_eq!(extracted[0].dir.file_name().unwrap(), "provider-1");
 

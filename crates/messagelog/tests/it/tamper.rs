@@ -53,7 +53,7 @@ fn exported_log(signer: &Signer) -> Fixture {
 }
 
 fn frames(path: &Path) -> Vec<ArchiveFrame> {
-    let mut reader = ArchiveReader::open(path).unwrap();
+    let mut reader = ArchiveReader::open(path, None).unwrap();
     let mut frames = Vec::new();
     while let Some(frame) = reader.next_frame().unwrap() {
         frames.push(frame);
