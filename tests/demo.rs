@@ -258,14 +258,39 @@ fn make_calls(manifest: &serde_json::Value) -> String {
         .to_owned()
 }
 
-fn audit_export_and_verify(
-    manifest: &serde_json::Value,
-    demo_dir: &Path,
-    out_dir: &Path,
-    round: u32,
-) {
-    // The development CA's root is the trust anchor the auditor embeds, as the README shows.
-    let root = demo_dir.join("pki/root.cert.pem");
+/// The banner's first command, with the real `curl` against the real binary.
+fn curl_allowed_call(manifest: &serde_json::Value) {
+    let client = text(manifest, "/clients/0/id");
+    let server_id = text(manifest, "/clients/0/security_server");
+    let servers = manifest["security_servers"].as_array().unwrap();
+    let server = servers
+        .iter()
+        .find(|entry| entry["id"] == server_id.as_str())
+        .unwrap();
+    let url = format!(
+        "{}/r1/{}{}",
+        server["client_url"].as_str().unwrap(),
+        text(manifest, "/services/0/id"),
+        text(manifest, "/services/0/allowed_path")
+    );
+    let output = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "30", "-H"])
+        .arg(format!("X-Road-Client: {client}"))
+        .arg(&url)
+        .output()
+        .expect("curl is installed by scripts/install-deps.sh");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-road-request-hash:"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"vaccinations\""), "{answer}");
+}
+
+/// Exports each log as the README shows: the trust anchors come from the server's cached global
+/// configuration beside the log; the first round exports while the demo still runs.
+fn audit_export_and_verify(manifest: &serde_json::Value, out_dir: &Path, round: u32) {
     for (index, server) in manifest["security_servers"]
         .as_array()
         .unwrap()
@@ -275,9 +300,7 @@ fn audit_export_and_verify(
         let log_dir = server["log_dir"].as_str().unwrap();
         let archive = out_dir.join(format!("round{round}-server{index}.archive"));
         let export = Command::new(BINARY)
-            .args(["audit", "export", "--log", log_dir, "--anchors"])
-            .arg(&root)
-            .arg("-o")
+            .args(["audit", "export", "--log", log_dir, "-o"])
             .arg(&archive)
             .output()
             .unwrap();
@@ -324,8 +347,9 @@ fn demo_serves_calls_logs_them_verifiably_and_survives_a_restart() {
     );
     assert_eq!(metrics.status, 200);
     let first_id = make_calls(&manifest);
+    curl_allowed_call(&manifest);
+    audit_export_and_verify(&manifest, workspace.path(), 1);
     demo.stop();
-    audit_export_and_verify(&manifest, &dir, workspace.path(), 1);
 
     let (demo, manifest_again) = Demo::start(&dir);
     assert_eq!(
@@ -335,5 +359,5 @@ fn demo_serves_calls_logs_them_verifiably_and_survives_a_restart() {
     let second_id = make_calls(&manifest_again);
     assert_ne!(first_id, second_id);
     demo.stop();
-    audit_export_and_verify(&manifest_again, &dir, workspace.path(), 2);
+    audit_export_and_verify(&manifest_again, workspace.path(), 2);
 }

@@ -126,9 +126,15 @@ pub(crate) struct ExportArgs {
     /// The previous archive: this one starts right after it and names its last hash.
     #[arg(long, value_name = "ARCHIVE")]
     previous: Option<PathBuf>,
-    /// CA certificates (PEM) to embed as trust anchors for the signers' chains.
+    /// CA certificates (PEM) to embed as trust anchors for the signers' chains. Default: the
+    /// approved CAs of the security server's cached global configuration (see --globalconf).
     #[arg(long, value_name = "PEM")]
     anchors: Option<PathBuf>,
+    /// The security server's global configuration cache directory (`conf_cache_dir`), whose
+    /// approved CAs become the archive's trust anchors when --anchors is not given.
+    /// Default: `globalconf/` beside the log directory, when it exists.
+    #[arg(long, value_name = "DIR", conflicts_with = "anchors")]
+    globalconf: Option<PathBuf>,
     /// Encrypt the archive for an auditor: their EC P-256 public key (`PUBLIC KEY` PEM) or
     /// certificate. Only the matching private key opens it (`verify --unseal-with`).
     #[arg(long, value_name = "KEY")]
@@ -150,12 +156,13 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 message_id,
                 previous,
                 anchors,
+                globalconf,
                 seal_to,
                 output,
             } = *arguments;
             let anchors = match anchors {
                 Some(path) => load_anchors(&path)?,
-                None => Vec::new(),
+                None => anchors_from_globalconf(&log, globalconf.as_deref())?,
             };
             let seal_to = seal_to
                 .map(|path| {
@@ -350,6 +357,50 @@ fn load_opening_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<Ope
             .with_context(|| format!("reading the --unseal-with key {}", path.display()))
     })
     .transpose()
+}
+
+/// The approved CAs (roots and intermediates) of a security server's cached global
+/// configuration. The cache holds only a configuration that verified against the anchor when it
+/// was stored; the auditor still decides whether to trust the anchors an archive carries.
+fn anchors_from_globalconf(
+    log: &std::path::Path,
+    globalconf: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let beside_log = log.parent().map(|parent| parent.join("globalconf"));
+    let dir = match (globalconf, beside_log) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(dir)) if dir.is_dir() => dir,
+        _ => {
+            eprintln!(
+                "warning: no trust anchors embedded (no --anchors, no --globalconf, and no \
+                 globalconf/ beside the log): verifying will need --anchors"
+            );
+            return Ok(Vec::new());
+        }
+    };
+    let cached = passerelle_globalconf::ConfCache::new(&dir)
+        .load()
+        .with_context(|| {
+            format!(
+                "reading the cached global configuration in {}",
+                dir.display()
+            )
+        })?
+        .with_context(|| format!("{} holds no cached global configuration", dir.display()))?;
+    let conf = passerelle_globalconf::GlobalConf::from_json(&cached.bytes)
+        .with_context(|| format!("the cached global configuration in {}", dir.display()))?;
+    let anchors: Vec<Vec<u8>> = conf
+        .ca_certificates()
+        .iter()
+        .map(|certificate| certificate.der().to_vec())
+        .collect();
+    eprintln!(
+        "embedding {} CA certificate(s) approved in global configuration serial {} ({})",
+        anchors.len(),
+        conf.serial,
+        dir.display()
+    );
+    Ok(anchors)
 }
 
 fn load_anchors(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {

@@ -96,6 +96,9 @@ signing certificate(s). Give it to every security server of the instance."
     /// The onboarding queue: registration requests from security servers.
     #[command(subcommand)]
     Requests(RequestsCommand),
+    /// Federation-wide settings carried in the global configuration.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -291,6 +294,37 @@ pub(crate) enum RequestsCommand {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Change some settings; the others keep their current values.
+    #[command(after_help = "\
+Examples:
+  # Security servers download the configuration every 5 s instead of every 60 s
+  passerelle central settings set --config-poll-interval-secs 5
+  passerelle central list settings
+
+The new settings are published at once; security servers apply them from their next download.")]
+    Set {
+        /// How long a published configuration stays valid.
+        #[arg(long, value_name = "SECONDS")]
+        config_validity_secs: Option<u64>,
+        /// How often security servers download the configuration when all is well.
+        #[arg(long, value_name = "SECONDS")]
+        config_poll_interval_secs: Option<u64>,
+        /// How old a stapled OCSP response may be.
+        #[arg(long, value_name = "SECONDS")]
+        ocsp_freshness_secs: Option<u64>,
+        /// How often message logs are time-stamped.
+        #[arg(long, value_name = "SECONDS")]
+        timestamping_interval_secs: Option<u64>,
+        /// The largest clock difference accepted between a signature's time and the receiver's.
+        #[arg(long, value_name = "SECONDS")]
+        max_clock_skew_secs: Option<u64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum ListWhat {
     MemberClasses,
@@ -448,7 +482,52 @@ pub(crate) fn run(command: CentralCommand) -> anyhow::Result<ExitCode> {
             &format!("/api/v1/requests/{id}/reject"),
             Some(json!({"reason": reason})),
         ),
+        CentralCommand::Settings(SettingsCommand::Set {
+            config_validity_secs,
+            config_poll_interval_secs,
+            ocsp_freshness_secs,
+            timestamping_interval_secs,
+            max_clock_skew_secs,
+            admin,
+        }) => {
+            let changes = [
+                ("config_validity_secs", config_validity_secs),
+                ("config_poll_interval_secs", config_poll_interval_secs),
+                ("ocsp_freshness_secs", ocsp_freshness_secs),
+                ("timestamping_interval_secs", timestamping_interval_secs),
+                ("max_clock_skew_secs", max_clock_skew_secs),
+            ];
+            set_settings(&admin, &changes)
+        }
     }
+}
+
+/// Reads the current settings, changes the given ones, and writes them back whole (the admin
+/// API replaces the settings object).
+fn set_settings(admin: &AdminArgs, changes: &[(&str, Option<u64>)]) -> anyhow::Result<ExitCode> {
+    if changes.iter().all(|(_, value)| value.is_none()) {
+        bail!("nothing to change: give at least one setting (see --help)");
+    }
+    let client = admin_client(admin)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut settings = client.get("/api/v1/settings").await?;
+        let object = settings
+            .as_object_mut()
+            .context("the admin API answered settings that are not a JSON object")?;
+        for (key, value) in changes {
+            if let Some(value) = value {
+                object.insert((*key).to_owned(), json!(value));
+            }
+        }
+        client.put("/api/v1/settings", &settings).await?;
+        println!("{}", serde_json::to_string_pretty(&settings)?);
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -483,12 +562,7 @@ fn pems(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn call(
-    admin: &AdminArgs,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<ExitCode> {
+fn admin_client(admin: &AdminArgs) -> anyhow::Result<AdminClient> {
     let trusted = Certificate::load(&admin.ca_cert).with_context(|| {
         format!(
             "cannot read the admin CA certificate {} (use --ca-cert)",
@@ -500,7 +574,16 @@ fn call(
             "no admin token: pass --token or set PASSERELLE_ADMIN_TOKEN (see `passerelle central token create`)"
         );
     }
-    let client = AdminClient::new(&admin.url, &trusted, admin.token.clone())?;
+    Ok(AdminClient::new(&admin.url, &trusted, admin.token.clone())?)
+}
+
+fn call(
+    admin: &AdminArgs,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<ExitCode> {
+    let client = admin_client(admin)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

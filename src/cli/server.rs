@@ -1,4 +1,5 @@
-//! `passerelle server`: run a security server.
+//! `passerelle server`: run a security server, register it with the central server and
+//! publish its services. The onboarding commands live in [`onboarding`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use passerelle_messagelog::Durability;
 use passerelle_security_server::Node;
+
+mod onboarding;
 
 const SERVER_EXAMPLES: &str = "\
 Example:
@@ -24,6 +27,43 @@ Send SIGHUP to reload the file: services, access rights, local groups, hosted su
 limits change in place; an invalid file is refused with its problems logged and the running
 configuration stays. See docs/security-server.md.";
 
+const REGISTER_EXAMPLES: &str = "\
+Examples:
+  # Ask for this server's registration (its auth certificate and address), signed with the
+  # server's auth key and its owner's signing key
+  passerelle server register --config agency-a/security-server.toml --central http://127.0.0.1:4001
+
+  # Peers reach this server under another name than its listener address
+  passerelle server register --config security-server.toml --central http://cs.example:4001 \\
+      --address ss1.health.example:5500
+
+The first run submits the auth-certificate request. Hosted subsystems can be registered only once
+the central server knows the server, so when that request is still pending, a registration officer
+approves it (`passerelle central requests approve ID`) and you run the same command again: it
+skips what the global configuration already lists and submits one client request per hosted
+subsystem (signed by the owner and, when it differs, by the subsystem's member, whose key must be
+under [[signing]]). Exit status 1 if the central server refused a request.";
+
+const PUBLISH_EXAMPLES: &str = "\
+Examples:
+  passerelle server publish --config agency-a/security-server.toml --central http://127.0.0.1:4001
+
+Every enabled [[services]] entry becomes a service descriptor: the service code as its title, its
+endpoints, and the SHA-256 of its openapi_file when set. One request per provider subsystem,
+signed by the provider member's key; it replaces that subsystem's previous descriptors. Search
+the result with `passerelle catalog search TEXT`.";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  # What the running server uses: the cached copy in [server] conf_cache_dir
+  passerelle server status --config agency-a/security-server.toml
+
+  # A fresh copy from the anchor's URL (verified against the anchor, not cached)
+  passerelle server status --config agency-a/security-server.toml --fresh
+
+Exit status 0 when the configuration is valid and lists this server at its address with its
+auth certificate, every hosted subsystem as its client and every enabled service; 1 otherwise.";
+
 /// Run a security server: the gateway in front of an agency's information systems.
 ///
 /// Local systems call it over plain HTTP (or HTTPS) with the X-Road REST protocol; it signs each
@@ -39,6 +79,15 @@ pub(crate) enum ServerCommand {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Ask the central server to register this server, then its hosted subsystems.
+    #[command(after_help = REGISTER_EXAMPLES)]
+    Register(onboarding::RegisterArgs),
+    /// Publish this server's services to the federation's catalog.
+    #[command(after_help = PUBLISH_EXAMPLES)]
+    Publish(onboarding::PublishArgs),
+    /// Show whether the global configuration lists this server, its clients and services.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(onboarding::StatusArgs),
 }
 
 pub(crate) fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
@@ -51,6 +100,9 @@ pub(crate) fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
             runtime.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        ServerCommand::Register(args) => onboarding::register(&args),
+        ServerCommand::Publish(args) => onboarding::publish(&args),
+        ServerCommand::Status(args) => onboarding::status(&args),
     }
 }
 
