@@ -1,4 +1,4 @@
-//! `passerelle pki`: the development certificate authority.
+//! `passerelle pki`: the development certificate authority and its trust services.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
+use passerelle_central_server::trust_services;
 use passerelle_ids::MemberId;
 use passerelle_pki::devca::{
     self, DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity,
 };
+use passerelle_pki::revocation::RevocationIndex;
+use passerelle_pki::revocation::RevocationReason;
 use passerelle_pki::{Certificate, PrivateKey};
 
 const INIT_EXAMPLES: &str = "\
@@ -49,6 +52,29 @@ Examples:
 Writes PREFIX.key.pem (only for a generated key, mode 0600), PREFIX.cert.pem (the certificate)
 and PREFIX.chain.pem (the certificate then the intermediate CA, what a TLS server presents).";
 
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # Serve the CA in ca/ on the default address
+  passerelle pki serve --dir ca
+
+  # Ask it with stock openssl
+  openssl ocsp -issuer ca/intermediate.cert.pem -cert sign-health.cert.pem \\
+      -url http://127.0.0.1:8899/ocsp -CAfile ca/root.cert.pem \\
+      -verify_other ca/intermediate.cert.pem -resp_text
+
+OCSP: POST application/ocsp-request to any path, or GET /ocsp/{url-encoded base64 of the
+request} (RFC 6960 appendix A). The responder signs with ocsp.key.pem and answers for
+certificates of the intermediate CA from index.txt, re-read on every request.
+TSA: POST application/timestamp-query; tokens are signed with tsa.key.pem.
+Put http://ADDRESS/ocsp and http://ADDRESS/tsa in the global configuration.";
+
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  passerelle pki revoke --dir ca --serial 3A0F...C2 --reason keyCompromise
+
+Marks the certificate revoked in index.txt exactly as `openssl ca -revoke` does (status R and
+the revocation time), so both `passerelle pki serve` and `openssl ocsp -index` report it.";
+
 /// Create a development CA and issue certificates from it.
 ///
 /// The development CA stands in for a national CA in demos and tests: a root CA, an intermediate
@@ -64,6 +90,40 @@ pub(crate) enum PkiCommand {
     /// certificate from a development CA.
     #[command(after_help = ISSUE_EXAMPLES)]
     Issue(IssueArgs),
+    /// Run the development trust services of a CA: an OCSP responder (RFC 6960) and a
+    /// time-stamping authority (RFC 3161), over plain HTTP.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Revoke a certificate the development CA issued; a running `serve` answers `revoked` for
+    /// it from its next request on.
+    #[command(after_help = REVOKE_EXAMPLES)]
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Directory of the CA (made by `passerelle pki init`).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:8899")]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RevokeArgs {
+    /// Directory of the CA (made by `passerelle pki init`).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Serial number of the certificate, in hex (as `pki issue` and `openssl x509 -serial`
+    /// print it; case and a leading 0x do not matter).
+    #[arg(long, value_name = "HEX")]
+    serial: String,
+    /// Reason, with openssl's names: unspecified, keyCompromise, CACompromise,
+    /// affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL,
+    /// privilegeWithdrawn, AACompromise.
+    #[arg(long, value_name = "REASON", default_value = "unspecified")]
+    reason: RevocationReason,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,7 +228,55 @@ pub(crate) fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
     match command {
         PkiCommand::Init(args) => init(&args, now),
         PkiCommand::Issue(args) => issue(&args, now),
+        PkiCommand::Serve(args) => serve(&args),
+        PkiCommand::Revoke(args) => revoke(&args, now),
     }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        println!("Development trust services of {}", args.dir.display());
+        println!("  OCSP responder  http://{address}/ocsp");
+        println!("  TSA             http://{address}/tsa");
+        // The edge of the program: the services take time from the system clock.
+        let clock: passerelle_central_server::Clock = std::sync::Arc::new(SystemTime::now);
+        tokio::select! {
+            served = trust_services::serve_trust_services(&args.dir, listener, clock) => {
+                served.with_context(|| format!("serving the trust services of {}", args.dir.display()))?;
+            }
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn revoke(args: &RevokeArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
+    let ca = DevCa::open(&args.dir)
+        .with_context(|| format!("opening the development ca in {}", args.dir.display()))?;
+    let certificate = ca.find_issued(&args.serial)?.with_context(|| {
+        format!(
+            "the ca in {} issued no certificate with serial {}",
+            args.dir.display(),
+            args.serial
+        )
+    })?;
+    let path = ca.path(devca::files::INDEX);
+    let mut index = RevocationIndex::load(&path)?;
+    index.revoke(&certificate.serial_hex(), args.reason, now)?;
+    index.save(&path)?;
+    println!("Revoked {}", certificate.subject());
+    println!("  serial  {}", certificate.serial_hex());
+    println!("  reason  {}", args.reason);
+    println!("  recorded in {}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(args: &InitArgs, now: SystemTime) -> anyhow::Result<ExitCode> {
@@ -493,5 +601,57 @@ mod tests {
             .is_err()
         );
         assert!(pki(&["init", "--dir", ca_arg, "--instance", "DEV/X"]).is_err());
+    }
+
+    #[test]
+    fn revoke_marks_the_index_like_openssl_ca() {
+        use passerelle_pki::revocation::{IndexStatus, RevocationIndex, RevocationReason};
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        let ca_arg = ca.to_str().unwrap();
+        pki(&["init", "--dir", ca_arg, "--instance", "DEV"]).unwrap();
+        let prefix = dir.path().join("sign");
+        pki(&[
+            "issue",
+            "--dir",
+            ca_arg,
+            "--kind",
+            "sign",
+            "--member",
+            "DEV/GOV/HEALTH",
+            "--out",
+            prefix.to_str().unwrap(),
+        ])
+        .unwrap();
+        let certificate = Certificate::load(&dir.path().join("sign.cert.pem"))
+            .unwrap()
+            .remove(0);
+        let serial = certificate.serial_hex().to_ascii_uppercase();
+        let revoke = |reason: &str| {
+            pki(&[
+                "revoke", "--dir", ca_arg, "--serial", &serial, "--reason", reason,
+            ])
+        };
+        assert!(
+            revoke("becauseISaidSo").is_err(),
+            "unknown reasons are refused"
+        );
+        revoke("keyCompromise").unwrap();
+        let index = RevocationIndex::load(&ca.join("index.txt")).unwrap();
+        assert!(matches!(
+            index.status(certificate.serial()),
+            Some(IndexStatus::Revoked {
+                reason: RevocationReason::KeyCompromise,
+                ..
+            })
+        ));
+        let error = revoke("superseded").unwrap_err();
+        assert!(
+            format!("{error:#}").contains("already revoked"),
+            "{error:#}"
+        );
+        let error = pki(&["revoke", "--dir", ca_arg, "--serial", "0BADC0DE"]).unwrap_err();
+        assert!(format!("{error:#}").contains("no certificate"), "{error:#}");
     }
 }

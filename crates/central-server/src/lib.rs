@@ -16,6 +16,7 @@ mod error;
 mod publish;
 mod registry;
 mod server;
+pub mod trust_services;
 
 pub use api::{Clock, OPENAPI_DOCUMENT};
 pub use client::AdminClient;

@@ -79,6 +79,16 @@ fault_codes! {
         "The provider's response exceeds the maximum body size.";
     ClientProxyCertValidation = "Server.ClientProxy.CertValidation", 502,
         "The provider's signing certificate does not chain to an approved CA, is outside its validity period, or lacks the signing key usage.";
+    ClientProxyCertificateRevoked = "Server.ClientProxy.CertificateRevoked", 502,
+        "The provider's signing certificate is revoked, according to the OCSP response stapled beside its signature.";
+    ClientProxyCertificateStatusUnknown = "Server.ClientProxy.CertificateStatusUnknown", 502,
+        "The OCSP responder whose response the provider stapled does not know the provider's signing certificate.";
+    ClientProxyCertificateStatusStale = "Server.ClientProxy.CertificateStatusStale", 502,
+        "The OCSP response the provider stapled is older than the freshness the global configuration allows, or past its next update.";
+    ClientProxyInvalidCertificateStatus = "Server.ClientProxy.InvalidCertificateStatus", 502,
+        "The OCSP response the provider stapled is missing or malformed, answers for another certificate, or is not signed by the issuing CA or a responder it delegated.";
+    ClientProxyCertificateStatusUnavailable = "Server.ClientProxy.CertificateStatusUnavailable", 503,
+        "The consumer's security server has no fresh OCSP response for its own certificates (the responder has been unreachable for longer than the freshness allows); it refuses to exchange until it gets one.";
     ClientProxyLoggingFailed = "Server.ClientProxy.LoggingFailed", 500,
         "The consumer's security server could not make the exchange's log record durable, so it does not answer.";
     ClientProxyTimestamperFailed = "Server.ClientProxy.LoggingFailed.TimestamperFailed", 500,
@@ -99,6 +109,16 @@ fault_codes! {
         "The request signature is missing, malformed or does not verify against the client member's signing certificate.";
     ServerProxyCertValidation = "Server.ServerProxy.CertValidation", 400,
         "The client member's signing certificate does not chain to an approved CA, is outside its validity period, or lacks the signing key usage.";
+    ServerProxyCertificateRevoked = "Server.ServerProxy.CertificateRevoked", 403,
+        "The client member's signing certificate is revoked, according to the OCSP response stapled beside its signature.";
+    ServerProxyCertificateStatusUnknown = "Server.ServerProxy.CertificateStatusUnknown", 403,
+        "The OCSP responder whose response the client stapled does not know the client member's signing certificate.";
+    ServerProxyCertificateStatusStale = "Server.ServerProxy.CertificateStatusStale", 400,
+        "The OCSP response the client stapled is older than the freshness the global configuration allows, or past its next update.";
+    ServerProxyInvalidCertificateStatus = "Server.ServerProxy.InvalidCertificateStatus", 400,
+        "The OCSP response the client stapled is missing or malformed, answers for another certificate, or is not signed by the issuing CA or a responder it delegated.";
+    ServerProxyCertificateStatusUnavailable = "Server.ServerProxy.CertificateStatusUnavailable", 503,
+        "The provider's security server has no fresh OCSP response for its own certificates (the responder has been unreachable for longer than the freshness allows); it refuses to exchange until it gets one.";
     ServerProxyInvalidSigningTime = "Server.ServerProxy.InvalidSigningTime", 400,
         "The request's signing time is outside the allowed clock skew.";
     ServerProxyDuplicateMessage = "Server.ServerProxy.DuplicateMessage", 409,

@@ -78,6 +78,12 @@ pub enum PkiError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A CA's index of issued certificates (`index.txt`) cannot be read or changed as asked.
+    #[error("certificate index: {reason}")]
+    InvalidIndex {
+        /// What is wrong.
+        reason: String,
+    },
     /// A certificate could not be issued.
     #[error("cannot issue certificate for {subject}: {reason}")]
     Issuance {

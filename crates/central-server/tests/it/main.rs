@@ -10,3 +10,4 @@ mod config;
 mod onboarding;
 mod publishing;
 mod support;
+mod trust_services;

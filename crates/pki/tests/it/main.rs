@@ -6,8 +6,10 @@
 mod chain;
 mod corpus;
 mod devca;
+mod ocsp;
 mod openssl_interop;
 mod test_pki;
+mod tsp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
