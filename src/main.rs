@@ -51,6 +51,8 @@ enum Command {
     Call(cli::call::CallArgs),
     /// Start a whole federation on this machine and print what to try.
     Demo(cli::demo::DemoArgs),
+    /// Measure the gateway's cost against a direct call and against nginx, in one run.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Server(command) => cli::server::run(command),
         Command::Call(args) => cli::call::run(args),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     };
     match result {
         Ok(code) => code,

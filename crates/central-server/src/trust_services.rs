@@ -14,9 +14,8 @@
 //! `tsa.*`. All ASN.1 and signatures are done by `passerelle-pki`; this module only carries
 //! bytes. Time comes from the injected clock.
 //!
-//! [`client`] holds the matching HTTP clients.
-
-pub mod client;
+//! The matching HTTP clients belong to their user, the security server
+//! (`passerelle_security_server::trust_client`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -135,6 +135,8 @@ fault_codes! {
         "The provider's security server has no valid global configuration; it refuses to exchange.";
     ServerProxyLoggingFailed = "Server.ServerProxy.LoggingFailed", 500,
         "The provider's security server could not make the exchange's log record durable.";
+    ServerProxyTimestamperFailed = "Server.ServerProxy.LoggingFailed.TimestamperFailed", 500,
+        "No time-stamping authority has answered the provider's security server for longer than the grace period, or an immediately time-stamped service could not be stamped; exchanges stop until the log can be time-stamped again.";
     ServerProxyInternalError = "Server.ServerProxy.InternalError", 500,
         "An unexpected failure inside the provider's security server; the detail field correlates it with the server's log.";
 }

@@ -73,8 +73,10 @@ impl std::fmt::Display for ResponderStatus {
 }
 
 /// Why a certificate's status could not be established as good.
+///
+/// Deliberately not `#[non_exhaustive]`: the security servers map it onto fault codes with one
+/// exhaustive `match`, so a new variant must be given its code there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OcspError {
     /// The responder says the certificate is revoked.
     #[error("certificate {serial} was revoked at {} ({reason})", format_time(*at))]

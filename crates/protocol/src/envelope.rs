@@ -25,6 +25,39 @@ pub const BATCH_ROOT: &str = "x-passerelle-batch-root";
 pub const BATCH_INDEX: &str = "x-passerelle-batch-index";
 /// Comma-separated hex sibling hashes from the leaf up (empty for a batch of one).
 pub const BATCH_PATH: &str = "x-passerelle-batch-path";
+/// Base64 of the DER OCSP response (RFC 6960) for the signer's certificate, stapled beside the
+/// signature. Absent when the signer's CA has no OCSP responder in the global configuration.
+pub const SIGNER_CERTIFICATE_STATUS: &str = "x-passerelle-signer-certificate-status";
+/// Base64 of the DER OCSP response for the sending security server's TLS authentication
+/// certificate. Absent when that certificate's CA has no OCSP responder.
+pub const AUTH_CERTIFICATE_STATUS: &str = "x-passerelle-auth-certificate-status";
+
+/// Staples a DER OCSP response under `name` ([`SIGNER_CERTIFICATE_STATUS`] or
+/// [`AUTH_CERTIFICATE_STATUS`]), replacing any present; `None` removes it.
+pub fn write_certificate_status(headers: &mut HeaderMap, name: &'static str, der: Option<&[u8]>) {
+    headers.remove(name);
+    if let Some(der) = der {
+        // Base64 is always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(der)) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// Reads a stapled DER OCSP response: `Ok(None)` when absent, an error when repeated or not
+/// base64. The bytes are not verified here (see `passerelle_pki::ocsp::verify`).
+pub fn read_certificate_status(
+    headers: &HeaderMap,
+    name: &'static str,
+) -> Result<Option<Vec<u8>>, ProtocolError> {
+    if !headers.contains_key(name) {
+        return Ok(None);
+    }
+    STANDARD
+        .decode(one(headers, name)?)
+        .map(Some)
+        .map_err(|_| invalid(name, "not base64"))
+}
 
 /// The signature evidence that travels with every server-to-server request and response.
 ///
@@ -212,5 +245,33 @@ mod tests {
             SignatureEnvelope::read(&headers),
             Err(ProtocolError::MissingHeader { name: BATCH_INDEX })
         );
+    }
+
+    #[test]
+    fn certificate_status_round_trips_and_is_optional() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            read_certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+            Ok(None)
+        );
+        write_certificate_status(&mut headers, SIGNER_CERTIFICATE_STATUS, Some(&[0x30, 3, 1]));
+        assert_eq!(
+            read_certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+            Ok(Some(vec![0x30, 3, 1]))
+        );
+        assert_eq!(
+            read_certificate_status(&headers, AUTH_CERTIFICATE_STATUS),
+            Ok(None)
+        );
+        headers.append(SIGNER_CERTIFICATE_STATUS, HeaderValue::from_static("MAMB"));
+        assert_eq!(
+            read_certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+            Err(ProtocolError::RepeatedHeader {
+                name: SIGNER_CERTIFICATE_STATUS
+            })
+        );
+        write_certificate_status(&mut headers, SIGNER_CERTIFICATE_STATUS, None);
+        headers.insert(SIGNER_CERTIFICATE_STATUS, HeaderValue::from_static("%%"));
+        assert!(read_certificate_status(&headers, SIGNER_CERTIFICATE_STATUS).is_err());
     }
 }

@@ -42,6 +42,24 @@ pub struct ServerConfig {
     pub access: Vec<AccessRight>,
     pub limits: Limits,
     pub batch: BatchSettings,
+    pub timestamping: TimestampingSettings,
+}
+
+/// How the message log is time-stamped (`[timestamping]`); the TSAs and the interval come from
+/// the global configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampingSettings {
+    /// How long exchanges go on while no TSA answers (`grace_secs`, default 600).
+    pub grace: Duration,
+}
+
+/// When a service's exchanges are time-stamped (`timestamp` of a `[[services]]` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampMode {
+    /// In the next periodic checkpoint (the default, `"batch"`).
+    Batch,
+    /// Before the exchange is answered (`"immediate"`).
+    Immediate,
 }
 
 /// A key file and its certificate chain file.
@@ -87,6 +105,8 @@ pub struct ServiceConfig {
     pub openapi: Option<OpenApiSource>,
     /// The service's endpoints (informative: listed by `listMethods`, nameable by access rights).
     pub endpoints: Vec<EndpointPattern>,
+    /// When its exchanges are time-stamped.
+    pub timestamp: TimestampMode,
 }
 
 /// Where a service's OpenAPI document comes from.
@@ -233,6 +253,7 @@ struct RawService {
     openapi_url: Option<String>,
     #[serde(default)]
     endpoints: Vec<RawEndpoint>,
+    timestamp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +292,12 @@ struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawTimestamping {
+    grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawBatch {
     window_ms: Option<u64>,
     max_size: Option<usize>,
@@ -287,7 +314,7 @@ struct Checker {
     base: PathBuf,
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "auth",
     "signing",
@@ -298,6 +325,7 @@ const SECTIONS: [&str; 10] = [
     "access",
     "limits",
     "batch",
+    "timestamping",
 ];
 
 impl Checker {
@@ -397,6 +425,9 @@ impl Checker {
             .unwrap_or_default();
         let raw_batch: RawBatch = self
             .section("batch", table.remove("batch"))
+            .unwrap_or_default();
+        let raw_timestamping: RawTimestamping = self
+            .section("timestamping", table.remove("timestamping"))
             .unwrap_or_default();
 
         for (section, present) in [
@@ -514,6 +545,17 @@ impl Checker {
                 })
                 .collect();
             let timeout = self.positive_ms(&format!("{key}.timeout_ms"), raw.timeout_ms, 30_000);
+            let timestamp = match raw.timestamp.as_deref() {
+                None | Some("batch") => TimestampMode::Batch,
+                Some("immediate") => TimestampMode::Immediate,
+                Some(other) => {
+                    self.problem(
+                        format!("{key}.timestamp"),
+                        format!("{other:?} must be \"batch\" or \"immediate\""),
+                    );
+                    TimestampMode::Batch
+                }
+            };
             let config = ServiceConfig {
                 backend: raw.backend.trim_end_matches('/').to_owned(),
                 enabled: raw.enabled,
@@ -521,6 +563,7 @@ impl Checker {
                 timeout,
                 openapi,
                 endpoints,
+                timestamp,
             };
             if services.insert(service_id, config).is_some() {
                 self.problem(
@@ -633,12 +676,19 @@ impl Checker {
             );
         }
         let batch = BatchSettings {
-            window: Duration::from_millis(raw_batch.window_ms.unwrap_or(2)),
+            // 0 by default: the signer already batches whatever queued while it was signing,
+            // so a window only adds latency (two windows per exchange) without saving work
+            // under load (see docs/performance.md).
+            window: Duration::from_millis(raw_batch.window_ms.unwrap_or(0)),
             max_size: raw_batch.max_size.unwrap_or(256),
         };
         if batch.max_size == 0 {
             self.problem("batch.max_size", "must be greater than 0");
         }
+
+        let timestamping = TimestampingSettings {
+            grace: Duration::from_secs(raw_timestamping.grace_secs.unwrap_or(600)),
+        };
 
         let server = raw_server?;
         Some(ServerConfig {
@@ -659,6 +709,7 @@ impl Checker {
             access,
             limits,
             batch,
+            timestamping,
         })
     }
 }

@@ -15,13 +15,17 @@ use passerelle_globalconf::{GlobalConf, SecurityServer};
 use passerelle_ids::{FaultCode, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
-use passerelle_protocol::envelope::SignatureEnvelope;
+use passerelle_protocol::envelope::{
+    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, read_certificate_status,
+    write_certificate_status,
+};
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
 
 use crate::exchange::{ExchangeIds, SignedPart, record};
 use crate::http_util::{Body, BodyError, Fault, header_bytes, random_hex, random_uuid, read_body};
 use crate::metrics::Role;
+use crate::ocsp::{Role as CertificateRole, Verifier};
 use crate::peers::PeerError;
 use crate::server::Shared;
 use crate::signer::SignatureProblem;
@@ -98,6 +102,16 @@ async fn consume(
     let client = client_headers.client.clone();
     labels.client = client.to_string();
     let conf = current_conf(shared, now)?;
+    shared
+        .timestamping
+        .check(now, config.timestamping.grace)
+        .map_err(|reason| {
+            Fault::hidden(
+                FaultCode::ClientProxyTimestamperFailed,
+                "the message log cannot be time-stamped",
+                reason,
+            )
+        })?;
     if !config.hosted.contains(&client) {
         return Err(Fault::new(
             FaultCode::ClientInvalidClient,
@@ -180,6 +194,22 @@ async fn consume(
     };
     let request_bytes = input.encode();
     let request_hash = sha256(&request_bytes);
+    // Fail closed before signing when this server cannot prove its certificates are good.
+    let freshness = conf.settings.ocsp_freshness();
+    let own_status = |role: &CertificateRole| {
+        shared
+            .own_status
+            .staple(role, now, freshness)
+            .map_err(|reason| {
+                Fault::hidden(
+                    FaultCode::ClientProxyCertificateStatusUnavailable,
+                    "this security server has no fresh status for its own certificates",
+                    reason,
+                )
+            })
+    };
+    let signer_status = own_status(&CertificateRole::Signing(client.member().clone()))?;
+    let auth_status = own_status(&CertificateRole::Authentication)?;
     let envelope = signer
         .sign(&request_bytes, input.signing_time)
         .await
@@ -205,11 +235,21 @@ async fn consume(
         }
         ids.write_request_headers(out_headers);
         envelope.write(out_headers);
+        write_certificate_status(
+            out_headers,
+            SIGNER_CERTIFICATE_STATUS,
+            signer_status.as_deref().map(Vec::as_slice),
+        );
+        write_certificate_status(
+            out_headers,
+            AUTH_CERTIFICATE_STATUS,
+            auth_status.as_deref().map(Vec::as_slice),
+        );
         let call = async {
-            let response = shared.peers.send(provider, outbound).await?;
+            let (response, provider_certificate) = shared.peers.send(provider, outbound).await?;
             let (response_parts, response_body) = response.into_parts();
             let body = read_body(response_body, config.limits.max_body_bytes).await;
-            Ok::<_, PeerError>((response_parts, body))
+            Ok::<_, PeerError>((response_parts, body, provider_certificate))
         };
         match tokio::time::timeout(config.limits.total_timeout, call).await {
             Err(_) => {
@@ -242,7 +282,7 @@ async fn consume(
             }
         }
     }
-    let Some((response_parts, response_body)) = answered else {
+    let Some((response_parts, response_body, provider_certificate)) = answered else {
         return Err(last_fault.unwrap_or_else(|| {
             Fault::new(FaultCode::ClientProxyNetworkError, "no provider answered")
         }));
@@ -325,6 +365,32 @@ async fn consume(
                 Fault::new(FaultCode::ClientProxyInvalidSignatureValue, reason)
             }
         })?;
+    // The provider's certificate status, before anything is answered.
+    let stapled = |name: &'static str| {
+        read_certificate_status(&response_parts.headers, name).map_err(|error| {
+            Fault::new(
+                FaultCode::ClientProxyInvalidCertificateStatus,
+                format!("certificate status: {error}"),
+            )
+        })
+    };
+    let response_signer_status = stapled(SIGNER_CERTIFICATE_STATUS)?;
+    let provider_auth_status = stapled(AUTH_CERTIFICATE_STATUS)?;
+    if let Some(leaf) = response_envelope.signer_chain.first() {
+        shared
+            .status_verifier
+            .check(&conf, leaf, response_signer_status.as_deref(), now)
+            .map_err(|problem| problem.fault(Verifier::Consumer, "provider's signing"))?;
+    }
+    shared
+        .status_verifier
+        .check(
+            &conf,
+            &provider_certificate,
+            provider_auth_status.as_deref(),
+            now,
+        )
+        .map_err(|problem| problem.fault(Verifier::Consumer, "provider's authentication"))?;
 
     let keep_body = shared.log.seals_bodies();
     let sent = shared.clock.now();
@@ -349,12 +415,14 @@ async fn consume(
             envelope: &envelope,
             body: &body,
             keep_body,
+            certificate_status: signer_status.map(|der| der.to_vec()),
         },
         SignedPart {
             signing_input: response_bytes,
             envelope: &response_envelope,
             body: &response_body,
             keep_body,
+            certificate_status: response_signer_status,
         },
     );
     shared.log.append(entry).await.map_err(|reason| {

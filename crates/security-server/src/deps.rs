@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use passerelle_globalconf::{ConfClient, GlobalConf};
-use passerelle_messagelog::{ExchangeRecord, MessageLog};
+use passerelle_messagelog::{CheckpointSummary, ExchangeRecord, MessageLog, Timestamper};
 
 /// The time source. The server reads it once per request, at the edge, and passes `now` down.
 pub trait Clock: Send + Sync {
@@ -110,6 +110,17 @@ pub trait ExchangeLog: Send + Sync {
     fn seals_bodies(&self) -> bool;
     /// `Ok` while appends can succeed, for the health endpoint.
     fn health(&self) -> Result<(), String>;
+    /// Time-stamps every entry logged since the last checkpoint with `timestamper` (see
+    /// [`MessageLog::checkpoint`]). It blocks: call it on a blocking thread. `Ok(None)` when
+    /// there is nothing to stamp, or when the log keeps no checkpoints (the default).
+    fn checkpoint(
+        &self,
+        timestamper: &dyn Timestamper,
+        now: SystemTime,
+    ) -> Result<Option<CheckpointSummary>, String> {
+        let _ = (timestamper, now);
+        Ok(None)
+    }
 }
 
 /// The durable message log.
@@ -142,6 +153,16 @@ impl ExchangeLog for DurableLog {
         } else {
             Err(health.problem.unwrap_or_else(|| "not writable".to_owned()))
         }
+    }
+
+    fn checkpoint(
+        &self,
+        timestamper: &dyn Timestamper,
+        now: SystemTime,
+    ) -> Result<Option<CheckpointSummary>, String> {
+        self.log
+            .checkpoint(timestamper, now)
+            .map_err(|error| error.to_string())
     }
 }
 

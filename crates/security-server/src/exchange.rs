@@ -67,6 +67,8 @@ pub(crate) struct SignedPart<'a> {
     pub(crate) envelope: &'a SignatureEnvelope,
     pub(crate) body: &'a Bytes,
     pub(crate) keep_body: bool,
+    /// The OCSP response stapled beside the signature (DER), kept as evidence.
+    pub(crate) certificate_status: Option<Vec<u8>>,
 }
 
 impl SignedPart<'_> {
@@ -82,7 +84,7 @@ impl SignedPart<'_> {
                     proof: self.envelope.proof.clone(),
                 }),
             }),
-            certificate_status: None,
+            certificate_status: self.certificate_status,
             body_digest: Sha256Hash(passerelle_pki::digest::sha256(self.body)),
             body_size: u64::try_from(self.body.len()).unwrap_or(u64::MAX),
             body: if self.keep_body {

@@ -11,6 +11,7 @@
 //! live in `passerelle-protocol`; cryptography in `passerelle-pki`.
 
 mod access;
+mod background;
 pub mod config;
 mod consumer;
 mod credentials;
@@ -20,15 +21,19 @@ mod exchange;
 mod http_util;
 pub mod metrics;
 pub mod node;
+mod ocsp;
 mod peers;
 mod provider;
 mod replay;
 mod server;
 pub mod signer;
+mod timestamping;
 mod tls;
+pub mod trust_client;
 
 pub use config::ServerConfig;
 pub use credentials::Credential;
 pub use error::{ConfigProblem, ServerError};
 pub use node::{Node, NodeError};
 pub use server::{Deps, RunningServer, start};
+pub use timestamping::TsaTimestamper;

@@ -33,8 +33,12 @@ pub(crate) struct PeerPool {
     conf: Arc<dyn ConfSource>,
     clock: Arc<dyn Clock>,
     connect_timeout: Duration,
-    connections: Mutex<HashMap<String, SendRequest<Body>>>,
+    /// Each connection with the DER of the provider's TLS certificate (for its stapled status).
+    connections: Mutex<HashMap<String, Connection>>,
 }
+
+/// A pooled connection and the DER of the certificate its provider authenticated with.
+type Connection = (SendRequest<Body>, Arc<Vec<u8>>);
 
 impl PeerPool {
     pub(crate) fn new(
@@ -52,12 +56,13 @@ impl PeerPool {
         }
     }
 
-    /// Sends `request` (its URI path and query only are used) to `server`.
+    /// Sends `request` (its URI path and query only are used) to `server`; the response comes
+    /// with the DER of the TLS certificate the provider authenticated with.
     pub(crate) async fn send(
         &self,
         server: &SecurityServer,
         mut request: http::Request<Body>,
-    ) -> Result<http::Response<Incoming>, PeerError> {
+    ) -> Result<(http::Response<Incoming>, Arc<Vec<u8>>), PeerError> {
         let uri = format!(
             "https://{}{}",
             server.address,
@@ -70,35 +75,38 @@ impl PeerPool {
         *request.uri_mut() = uri.parse().map_err(|error| {
             PeerError::Network(format!("bad provider address {}: {error}", server.address))
         })?;
-        let mut sender = self.sender(server).await?;
-        if sender.ready().await.is_err() {
+        let (mut sender, certificate) = self.sender(server).await?;
+        let (mut sender, certificate) = if sender.ready().await.is_err() {
             self.forget(server).await;
-            sender = self.sender(server).await?;
-        }
-        sender.send_request(request).await.map_err(|error| {
+            self.sender(server).await?
+        } else {
+            (sender, certificate)
+        };
+        let response = sender.send_request(request).await.map_err(|error| {
             let text = error.to_string();
             PeerError::Network(text)
-        })
+        })?;
+        Ok((response, certificate))
     }
 
     async fn forget(&self, server: &SecurityServer) {
         self.connections.lock().await.remove(&key(server));
     }
 
-    async fn sender(&self, server: &SecurityServer) -> Result<SendRequest<Body>, PeerError> {
+    async fn sender(&self, server: &SecurityServer) -> Result<Connection, PeerError> {
         let mut connections = self.connections.lock().await;
-        if let Some(sender) = connections
+        if let Some((sender, certificate)) = connections
             .get(&key(server))
-            .filter(|sender| !sender.is_closed())
+            .filter(|(sender, _)| !sender.is_closed())
         {
-            return Ok(sender.clone());
+            return Ok((sender.clone(), Arc::clone(certificate)));
         }
-        let sender = self.connect(server).await?;
-        connections.insert(key(server), sender.clone());
-        Ok(sender)
+        let connected = self.connect(server).await?;
+        connections.insert(key(server), connected.clone());
+        Ok(connected)
     }
 
-    async fn connect(&self, server: &SecurityServer) -> Result<SendRequest<Body>, PeerError> {
+    async fn connect(&self, server: &SecurityServer) -> Result<Connection, PeerError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&server.address))
             .await
             .map_err(|_| PeerError::Network(format!("connecting to {} timed out", server.address)))?
@@ -135,6 +143,15 @@ impl PeerPool {
                 PeerError::Network(format!("tls handshake with {}: {error}", server.address))
             }
         })?;
+        let certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| Arc::new(leaf.to_vec()))
+            .ok_or_else(|| {
+                PeerError::Authentication(format!("{} presented no certificate", server.id))
+            })?;
         let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
         let (sender, connection) = builder
@@ -149,7 +166,7 @@ impl PeerPool {
                 tracing::debug!(%address, %error, "connection to provider closed");
             }
         });
-        Ok(sender)
+        Ok((sender, certificate))
     }
 }
 

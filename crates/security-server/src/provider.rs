@@ -15,16 +15,20 @@ use passerelle_globalconf::GlobalConf;
 use passerelle_ids::{FaultCode, ServiceId, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
-use passerelle_protocol::envelope::SignatureEnvelope;
+use passerelle_protocol::envelope::{
+    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, read_certificate_status,
+    write_certificate_status,
+};
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::path::CanonicalPath;
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
 
 use crate::access::{has_any_right, is_allowed};
-use crate::config::{OpenApiSource, ServerConfig, ServiceConfig};
+use crate::config::{OpenApiSource, ServerConfig, ServiceConfig, TimestampMode};
 use crate::exchange::{ExchangeIds, SignedPart, record, set};
 use crate::http_util::{Body, BodyError, Fault, read_body};
 use crate::metrics::Role;
+use crate::ocsp::{Role as CertificateRole, Verifier};
 use crate::server::Shared;
 use crate::signer::SignatureProblem;
 
@@ -42,19 +46,28 @@ enum Target {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     peer_certificate: [u8; 32],
+    peer_leaf: Arc<Vec<u8>>,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
     let now = shared.clock.now();
     let mut labels = (String::new(), String::new());
-    let (response, result) =
-        match provide(&shared, peer_certificate, request, now, &mut labels).await {
-            Ok(response) => (response, "ok".to_owned()),
-            Err(fault) => {
-                let code = fault.code.code().to_owned();
-                (fault.into_response(), code)
-            }
-        };
+    let (response, result) = match provide(
+        &shared,
+        peer_certificate,
+        &peer_leaf,
+        request,
+        now,
+        &mut labels,
+    )
+    .await
+    {
+        Ok(response) => (response, "ok".to_owned()),
+        Err(fault) => {
+            let code = fault.code.code().to_owned();
+            (fault.into_response(), code)
+        }
+    };
     shared.metrics.observe_exchange(
         Role::Provider,
         &labels.0,
@@ -72,6 +85,7 @@ fn bad_request(reason: impl Into<String>) -> Fault {
 async fn provide(
     shared: &Shared,
     peer_certificate: [u8; 32],
+    peer_leaf: &[u8],
     request: Request<Incoming>,
     now: SystemTime,
     labels: &mut (String, String),
@@ -84,6 +98,16 @@ async fn provide(
             reason,
         )
     })?;
+    shared
+        .timestamping
+        .check(now, config.timestamping.grace)
+        .map_err(|reason| {
+            Fault::hidden(
+                FaultCode::ServerProxyTimestamperFailed,
+                "the provider's message log cannot be time-stamped",
+                reason,
+            )
+        })?;
     // 1. The peer is a registered security server, and hosts the client it calls for.
     let peer = conf
         .server_by_auth_cert_hash(&peer_certificate)
@@ -190,6 +214,28 @@ async fn provide(
                 Fault::new(FaultCode::ServerProxyInvalidSignatureValue, reason)
             }
         })?;
+    // 4b. The client's certificate status: its signing certificate's stapled beside the
+    // signature, its server's authentication certificate's for the TLS connection.
+    let stapled = |name: &'static str| {
+        read_certificate_status(&parts.headers, name).map_err(|error| {
+            Fault::new(
+                FaultCode::ServerProxyInvalidCertificateStatus,
+                format!("certificate status: {error}"),
+            )
+        })
+    };
+    let client_signer_status = stapled(SIGNER_CERTIFICATE_STATUS)?;
+    let client_auth_status = stapled(AUTH_CERTIFICATE_STATUS)?;
+    if let Some(leaf) = envelope.signer_chain.first() {
+        shared
+            .status_verifier
+            .check(&conf, leaf, client_signer_status.as_deref(), now)
+            .map_err(|problem| problem.fault(Verifier::Provider, "client's signing"))?;
+    }
+    shared
+        .status_verifier
+        .check(&conf, peer_leaf, client_auth_status.as_deref(), now)
+        .map_err(|problem| problem.fault(Verifier::Provider, "client's authentication"))?;
     // 5. Freshness.
     if !envelope
         .signing_time
@@ -214,6 +260,24 @@ async fn provide(
         ));
     }
 
+    // 7. This server can prove its own certificates are good (fail closed otherwise), before
+    // the backend is called.
+    let freshness = conf.settings.ocsp_freshness();
+    let own_status = |role: &CertificateRole| {
+        shared
+            .own_status
+            .staple(role, now, freshness)
+            .map_err(|reason| {
+                Fault::hidden(
+                    FaultCode::ServerProxyCertificateStatusUnavailable,
+                    "the provider's security server has no fresh status for its own certificates",
+                    reason,
+                )
+            })
+    };
+    let own_signer_status = own_status(&CertificateRole::Signing(service.member().clone()))?;
+    let own_auth_status = own_status(&CertificateRole::Authentication)?;
+
     let ids = ExchangeIds {
         message_id,
         request_id,
@@ -223,6 +287,7 @@ async fn provide(
         issue: client_headers.issue.clone(),
         represented_party: client_headers.represented_party.clone(),
     };
+    let immediate = matches!(&target, Target::Backend(service) if service.timestamp == TimestampMode::Immediate);
     let (status, response_headers, response_body, keep_body) = match &target {
         Target::Backend(service_config) => {
             let (status, headers, body) = call_backend(
@@ -303,12 +368,14 @@ async fn provide(
             envelope: &envelope,
             body: &body,
             keep_body,
+            certificate_status: client_signer_status,
         },
         SignedPart {
             signing_input: response_bytes,
             envelope: &response_envelope,
             body: &response_body,
             keep_body,
+            certificate_status: own_signer_status.as_ref().map(|der| der.to_vec()),
         },
     );
     shared.log.append(entry).await.map_err(|reason| {
@@ -318,6 +385,17 @@ async fn provide(
             reason,
         )
     })?;
+    if immediate {
+        crate::background::stamp_once(shared)
+            .await
+            .map_err(|reason| {
+                Fault::hidden(
+                    FaultCode::ServerProxyTimestamperFailed,
+                    "the exchange could not be time-stamped",
+                    reason,
+                )
+            })?;
+    }
 
     let mut response = Response::new(Full::new(response_body));
     *response.status_mut() = status;
@@ -326,6 +404,16 @@ async fn provide(
         out.append(name, value);
     }
     response_envelope.write(out);
+    write_certificate_status(
+        out,
+        SIGNER_CERTIFICATE_STATUS,
+        own_signer_status.as_deref().map(Vec::as_slice),
+    );
+    write_certificate_status(
+        out,
+        AUTH_CERTIFICATE_STATUS,
+        own_auth_status.as_deref().map(Vec::as_slice),
+    );
     set(out, headers::REQUEST_HASH, &STANDARD.encode(request_hash));
     set(out, headers::ID, &ids.message_id);
     set(out, headers::REQUEST_ID, &ids.request_id);

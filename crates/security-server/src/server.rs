@@ -24,9 +24,11 @@ use crate::deps::{Clock, ConfSource, ExchangeLog};
 use crate::error::ServerError;
 use crate::http_util::Body;
 use crate::metrics::Metrics;
+use crate::ocsp::{OwnStatuses, Role as CertificateRole, StatusVerifier};
 use crate::peers::PeerPool;
 use crate::replay::ReplayCache;
 use crate::signer::{BatchSigner, RootCache};
+use crate::timestamping::Timestamping;
 use crate::tls::{AuthCredential, local_https_config, server_config};
 use crate::{consumer, provider};
 
@@ -54,6 +56,11 @@ pub(crate) struct Shared {
     pub(crate) replay: ReplayCache,
     pub(crate) roots: RootCache,
     pub(crate) metrics: Arc<Metrics>,
+    /// This server's own OCSP responses, stapled to what it sends.
+    pub(crate) own_status: OwnStatuses,
+    /// Checks the responses peers staple.
+    pub(crate) status_verifier: StatusVerifier,
+    pub(crate) timestamping: Timestamping,
 }
 
 impl Shared {
@@ -100,6 +107,10 @@ pub async fn start(config: ServerConfig, deps: Deps) -> Result<RunningServer, Se
     let auth = Credential::load(&config.auth, "authentication key")?;
     let auth_credential = AuthCredential::new(&auth.key, &auth.chain)?;
     let mut certificates = vec![("authentication".to_owned(), auth_credential.leaf.clone())];
+    let mut own_certificates = vec![(
+        CertificateRole::Authentication,
+        auth_credential.leaf.clone(),
+    )];
     let mut signers = HashMap::new();
     for (member, files) in &config.signing {
         let credential = Credential::load(files, "signing key")?;
@@ -114,6 +125,7 @@ pub async fn start(config: ServerConfig, deps: Deps) -> Result<RunningServer, Se
                 });
             }
             certificates.push((format!("signing {member}"), leaf.clone()));
+            own_certificates.push((CertificateRole::Signing(member.clone()), leaf.clone()));
         }
         signers.insert(
             member.clone(),
@@ -182,10 +194,27 @@ pub async fn start(config: ServerConfig, deps: Deps) -> Result<RunningServer, Se
         certificates,
         backend,
         metrics,
+        own_status: OwnStatuses::new(own_certificates, crate::trust_client::Limits::DEFAULT),
+        status_verifier: StatusVerifier::new(),
+        timestamping: Timestamping::new(crate::trust_client::Limits::DEFAULT),
     });
     let (stop, stopped) = watch::channel(false);
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     let mut tasks = Vec::new();
+    // A first fetch of this server's own OCSP responses before it serves, so that its first
+    // exchanges can staple them.
+    let now = shared.clock.now();
+    if let Ok(conf) = shared.conf.current(now) {
+        shared.own_status.refresh(&conf, now, true).await;
+    }
+    tasks.push(tokio::spawn(crate::background::refresh_own_status(
+        Arc::clone(&shared),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::background::stamp_periodically(
+        Arc::clone(&shared),
+        stopped.clone(),
+    )));
 
     let server_listener = bind(config.listeners.server).await?;
     let server_addr = local(&server_listener, config.listeners.server)?;
@@ -292,7 +321,31 @@ impl RunningServer {
 
     /// The Prometheus metrics text, as `/metrics` serves it.
     pub fn metrics(&self) -> String {
-        self.shared.metrics.render()
+        metrics_text(&self.shared)
+    }
+
+    /// Fetches this server's own OCSP responses now, whatever their age (what the background
+    /// task does when they reach half their freshness). Does nothing without a valid global
+    /// configuration.
+    pub async fn refresh_certificate_status(&self) {
+        let now = self.shared.clock.now();
+        if let Ok(conf) = self.shared.conf.current(now) {
+            self.shared.own_status.refresh(&conf, now, true).await;
+        }
+    }
+
+    /// Time-stamps the message log now (what the background task does every
+    /// `timestamping_interval_secs`): `Ok(None)` when there is nothing to stamp or no TSA is
+    /// approved.
+    pub async fn stamp_now(
+        &self,
+    ) -> Result<Option<passerelle_messagelog::CheckpointSummary>, String> {
+        crate::background::stamp_once(&self.shared).await
+    }
+
+    /// The health report, as `/health` serves it: whether the server is healthy, and the JSON.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        health(&self.shared, self.shared.clock.now())
     }
 
     /// Stops accepting connections and waits for the listeners to close.
@@ -355,18 +408,26 @@ async fn serve_peers(
                 }
                 Err(_) => return,
             };
-            let Some(peer) = tls
+            let Some((peer, peer_leaf)) = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|leaf| passerelle_pki::digest::sha256(leaf))
+                .map(|leaf| {
+                    (
+                        passerelle_pki::digest::sha256(leaf),
+                        Arc::new(leaf.to_vec()),
+                    )
+                })
             else {
                 return;
             };
             let service = service_fn(move |request: hyper::Request<Incoming>| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(provider::handle(shared, peer, request).await) }
+                let peer_leaf = Arc::clone(&peer_leaf);
+                async move {
+                    Ok::<_, Infallible>(provider::handle(shared, peer, peer_leaf, request).await)
+                }
             });
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             // The response headers are signed: the server must not add a Date header of its own.
@@ -464,7 +525,7 @@ async fn serve_admin(
 fn admin(shared: &Shared, path: &str) -> http::Response<Body> {
     match path {
         "/metrics" => {
-            let mut response = http::Response::new(Body::from(shared.metrics.render()));
+            let mut response = http::Response::new(Body::from(metrics_text(shared)));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -507,8 +568,9 @@ fn health(shared: &Shared, now: SystemTime) -> (bool, serde_json::Value) {
         .certificates
         .iter()
         .all(|(_, certificate)| certificate.not_after() > now);
-    let healthy = conf.is_ok() && log.is_ok() && certificates_valid;
-    let report = serde_json::json!({
+    let (trust, trust_healthy) = crate::background::health_report(shared, now);
+    let healthy = conf.is_ok() && log.is_ok() && certificates_valid && trust_healthy;
+    let mut report = serde_json::json!({
         "status": if healthy { "ok" } else { "failing" },
         "security_server": shared.id.to_string(),
         "global_configuration": {
@@ -519,5 +581,15 @@ fn health(shared: &Shared, now: SystemTime) -> (bool, serde_json::Value) {
         "certificates": certificates,
         "message_log": { "writable": log.is_ok(), "problem": log.err() },
     });
+    if let (Some(report), serde_json::Value::Object(trust)) = (report.as_object_mut(), trust) {
+        report.extend(trust);
+    }
     (healthy, report)
+}
+
+/// The metrics of [`Metrics`] followed by those of the trust services.
+fn metrics_text(shared: &Shared) -> String {
+    let mut text = shared.metrics.render();
+    text.push_str(&crate::background::metrics(shared, shared.clock.now()));
+    text
 }

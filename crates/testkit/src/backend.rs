@@ -85,6 +85,12 @@ fn answer(request: &Message) -> Message {
             }
             json(201, serde_json::json!({"child_id": id, "recorded": record}).to_string())
         }
+        // The benchmark's route: the body comes back as sent, so request and response sizes match.
+        ("POST", ["v1", "echo"]) => Message {
+            start: ["HTTP/1.1".to_owned(), "200".to_owned(), "OK".to_owned()],
+            headers: vec![("content-type".to_owned(), "application/octet-stream".to_owned())],
+            body: request.body.clone(),
+        },
         ("GET", ["v1", "admin", "records"]) => json(
             200,
             serde_json::json!({"records": 3, "note": "administrative export, for the ministry's own staff"}).to_string(),

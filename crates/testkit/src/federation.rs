@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use passerelle_central_server::trust_services::RunningTrustServices;
 use passerelle_central_server::{AdminClient, CentralConfig, Role, RunningCentral};
 use passerelle_globalconf::{
     Endpoint, GlobalConf, RegistrationRequest, RequestAction, RequestSigner, ServiceDescriptor,
@@ -61,6 +62,10 @@ pub struct Ports {
     pub consumer_client: u16,
     pub consumer_server: u16,
     pub consumer_admin: u16,
+    /// The development OCSP responder and TSA. Absent from port plans written before they were
+    /// started here: a free port is then chosen and the plan rewritten.
+    #[serde(default)]
+    pub trust_services: u16,
 }
 
 /// A running federation. Call [`Federation::shutdown`] to stop it cleanly.
@@ -73,6 +78,8 @@ pub struct Federation {
     /// The provider's (`DEV/GOV/HEALTH/ss1`) then the consumer's (`DEV/GOV/EDUCATION/ss1`).
     pub servers: Vec<(SecurityServerId, Node)>,
     pub backend_addr: SocketAddr,
+    /// The development OCSP responder and TSA the global configuration names.
+    pub trust_services: RunningTrustServices,
     backend_stop: watch::Sender<bool>,
     backend_task: JoinHandle<()>,
 }
@@ -83,6 +90,46 @@ impl std::fmt::Debug for Federation {
             .field("dir", &self.dir)
             .field("ports", &self.ports)
             .finish()
+    }
+}
+
+/// A federation onboarded and configured, with only its central server running: see
+/// [`Federation::prepare`]. Call [`PreparedFederation::shutdown`] to stop the central server.
+pub struct PreparedFederation {
+    pub dir: PathBuf,
+    pub ports: Ports,
+    pub ca: DevCa,
+    pub central: RunningCentral,
+    pub anchor_path: PathBuf,
+    /// Each security server's configuration file: the provider's, then the consumer's.
+    pub server_configs: Vec<(SecurityServerId, PathBuf)>,
+    /// The development OCSP responder and TSA the global configuration names.
+    pub trust_services: RunningTrustServices,
+}
+
+impl std::fmt::Debug for PreparedFederation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedFederation")
+            .field("dir", &self.dir)
+            .field("ports", &self.ports)
+            .field("server_configs", &self.server_configs)
+            .finish()
+    }
+}
+
+impl PreparedFederation {
+    /// The configuration file of security server `id`.
+    pub fn server_config(&self, id: &str) -> Option<&Path> {
+        self.server_configs
+            .iter()
+            .find(|(server, _)| server.to_string() == id)
+            .map(|(_, path)| path.as_path())
+    }
+
+    /// Stops the central server and the trust services.
+    pub async fn shutdown(self) {
+        self.central.shutdown().await;
+        self.trust_services.shutdown().await;
     }
 }
 
@@ -100,13 +147,64 @@ struct Agency {
 impl Federation {
     /// Starts (or restarts) the federation in `options.dir`.
     pub async fn start(options: FederationOptions) -> anyhow::Result<Self> {
-        let dir = absolute(&options.dir)?;
+        let prepared = Self::prepare(&options.dir).await?;
+        let PreparedFederation {
+            dir,
+            ports,
+            ca,
+            central,
+            anchor_path,
+            server_configs,
+            trust_services,
+        } = prepared;
+        let (backend_listener, backend_addr) = backend::bind(ports.backend)
+            .await
+            .with_context(|| format!("cannot bind the sample backend on port {}", ports.backend))?;
+        let (backend_stop, stop_receiver) = watch::channel(false);
+        let backend_task = tokio::spawn(backend::serve(backend_listener, stop_receiver));
+
+        let mut servers = Vec::new();
+        for (id, config) in &server_configs {
+            let node = Node::launch(config, options.durability)
+                .await
+                .with_context(|| format!("cannot start security server {id}"))?;
+            servers.push((id.clone(), node));
+        }
+        let federation = Self {
+            dir,
+            ports,
+            ca,
+            central,
+            anchor_path,
+            servers,
+            backend_addr,
+            trust_services,
+            backend_stop,
+            backend_task,
+        };
+        federation.wait_until_configured().await?;
+        Ok(federation)
+    }
+
+    /// Everything [`Federation::start`] does except starting the backend and the security
+    /// servers: the development CA, the central server (running), the onboarding of both
+    /// agencies, the published configuration, and each security server's configuration file.
+    /// The benchmark uses it to run the servers as separate processes.
+    pub async fn prepare(dir: &Path) -> anyhow::Result<PreparedFederation> {
+        let dir = absolute(dir)?;
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let now = SystemTime::now();
         let ca = DevCa::open_or_init(&dir.join("pki"), names::INSTANCE, now)
             .context("cannot open or create the development CA")?;
         let ports = Ports::load_or_choose(&dir.join("ports.json"))?;
+        let trust_services = passerelle_central_server::trust_services::start(
+            &dir.join("pki"),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, ports.trust_services)),
+            None,
+        )
+        .await
+        .context("cannot start the development OCSP responder and TSA")?;
 
         let central_files = ensure_issued(
             &ca,
@@ -144,7 +242,7 @@ impl Federation {
                 admin_port: ports.consumer_admin,
             },
         ];
-        register_parties(&officer, &ca, &agencies).await?;
+        register_parties(&officer, &ca, &agencies, &trust_services).await?;
         let mut config_paths = Vec::new();
         for agency in &agencies {
             let auth = ensure_issued(
@@ -172,33 +270,20 @@ impl Federation {
         let anchor_path = dir.join("anchor.json");
         central.anchor().save(&anchor_path)?;
 
-        let (backend_listener, backend_addr) = backend::bind(ports.backend)
-            .await
-            .with_context(|| format!("cannot bind the sample backend on port {}", ports.backend))?;
-        let (backend_stop, stop_receiver) = watch::channel(false);
-        let backend_task = tokio::spawn(backend::serve(backend_listener, stop_receiver));
-
-        let mut servers = Vec::new();
+        let mut server_configs = Vec::new();
         for (agency, auth, sign) in &config_paths {
             let config = write_server_config(&dir, agency, &anchor_path, auth, sign, &ports)?;
-            let node = Node::launch(&config, options.durability)
-                .await
-                .with_context(|| format!("cannot start security server {}", agency.server))?;
-            servers.push((agency.server.parse()?, node));
+            server_configs.push((agency.server.parse()?, config));
         }
-        let federation = Self {
+        Ok(PreparedFederation {
             dir,
             ports,
             ca,
             central,
             anchor_path,
-            servers,
-            backend_addr,
-            backend_stop,
-            backend_task,
-        };
-        federation.wait_until_configured().await?;
-        Ok(federation)
+            server_configs,
+            trust_services,
+        })
     }
 
     /// Waits until every security server holds a configuration listing both servers.
@@ -224,6 +309,8 @@ impl Federation {
                 let _ = node.conf.refresh(SystemTime::now()).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            // The OCSP responses it staples, fetched now that it knows the responder.
+            node.running.refresh_certificate_status().await;
         }
         Ok(())
     }
@@ -250,17 +337,26 @@ impl Federation {
         let _ = self.backend_stop.send(true);
         let _ = self.backend_task.await;
         self.central.shutdown().await;
+        self.trust_services.shutdown().await;
     }
 }
 
 impl Ports {
     fn load_or_choose(path: &Path) -> anyhow::Result<Self> {
         if let Ok(text) = std::fs::read_to_string(path) {
-            return serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a port plan", path.display()));
+            let mut ports: Ports = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a port plan", path.display()))?;
+            if ports.trust_services == 0 {
+                ports.trust_services = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .and_then(|listener| listener.local_addr())
+                    .context("cannot find a free loopback port")?
+                    .port();
+                std::fs::write(path, serde_json::to_vec_pretty(&ports)?)?;
+            }
+            return Ok(ports);
         }
         // Bind them all at once so no two are the same, then release them for the servers.
-        let listeners = (0..9)
+        let listeners = (0..10)
             .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
             .collect::<Result<Vec<_>, _>>()
             .context("cannot find free loopback ports")?;
@@ -275,6 +371,7 @@ impl Ports {
             consumer_client: port(6)?,
             consumer_server: port(7)?,
             consumer_admin: port(8)?,
+            trust_services: port(9)?,
         };
         drop(listeners);
         std::fs::write(path, serde_json::to_vec_pretty(&ports)?)?;
@@ -393,6 +490,7 @@ async fn register_parties(
     officer: &AdminClient,
     ca: &DevCa,
     agencies: &[Agency],
+    trust_services: &RunningTrustServices,
 ) -> anyhow::Result<()> {
     create(
         officer,
@@ -426,11 +524,42 @@ async fn register_parties(
             "name": "development CA",
             "certificates": [ca.root().to_pem()],
             "intermediates": [ca.intermediate().certificate.to_pem()],
-            "ocsp_responders": [],
+            "ocsp_responders": [trust_services.ocsp_url()],
         }),
     )
-    .await
+    .await?;
+    create(
+        officer,
+        "/api/v1/tsas",
+        json!({
+            "name": "development TSA",
+            "url": trust_services.tsa_url(),
+            "certificate": ca.tsa().certificate.to_pem(),
+        }),
+    )
+    .await?;
+    // Stamp the demo's logs every few seconds, so that `passerelle audit verify` soon finds
+    // verified tokens (federations use the 60 s default).
+    let (status, answer) = officer
+        .send(
+            "PUT",
+            "/api/v1/settings",
+            Some(serde_json::to_vec(&json!({
+                "timestamping_interval_secs": DEMO_TIMESTAMPING_INTERVAL_SECS,
+            }))?),
+        )
+        .await?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "PUT /api/v1/settings answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    Ok(())
 }
+
+/// How often the in-process federation's message logs are time-stamped.
+const DEMO_TIMESTAMPING_INTERVAL_SECS: u64 = 2;
 
 fn published(central: &RunningCentral) -> anyhow::Result<GlobalConf> {
     let published = central.publish_now()?;
@@ -539,6 +668,7 @@ async fn publish_service(
             endpoint("GET", "/v1/children/{id}/vaccinations"),
             endpoint("POST", "/v1/children/{id}/vaccinations"),
             endpoint("GET", "/v1/admin/records"),
+            endpoint("POST", "/v1/echo"),
         ],
         openapi_url: None,
         openapi_sha256: Some(passerelle_pki::digest::sha256_hex(
@@ -627,13 +757,20 @@ endpoints = [
   {{ method = "GET", path = "/v1/children/**" }},
   {{ method = "POST", path = "/v1/children/*/vaccinations" }},
   {{ method = "GET", path = "/v1/admin/**" }},
+  {{ method = "POST", path = "/v1/echo" }},
 ]
 
-# Schools may read children's records, and nothing else of the service.
+# Schools may read children's records, and none of the service's other data.
 [[access]]
 subject = "subsystem:{consumer}"
 service = "{service}"
 endpoint = {{ method = "GET", path = "/v1/children/**" }}
+
+# The benchmark's echo route: the body comes back as sent.
+[[access]]
+subject = "subsystem:{consumer}"
+service = "{service}"
+endpoint = {{ method = "POST", path = "/v1/echo" }}
 "#,
             service = names::SERVICE,
             backend = ports.backend,

@@ -9,5 +9,8 @@
 pub mod backend;
 mod federation;
 pub mod http1;
+pub mod load;
+pub mod nginx;
+pub mod procstat;
 
-pub use federation::{Federation, FederationOptions, Ports, names};
+pub use federation::{Federation, FederationOptions, Ports, PreparedFederation, names};

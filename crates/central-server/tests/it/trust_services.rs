@@ -1,6 +1,6 @@
 //! The development trust services over HTTP: the OCSP responder follows the index as it
 //! changes, answers POST and RFC 6960 GET requests and stock `openssl ocsp`; the TSA's tokens
-//! verify; the clients bound how long they wait and how much they accept.
+//! verify. (The bounded HTTP clients are the security server's and are tested there.)
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,9 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use passerelle_central_server::Clock;
-use passerelle_central_server::trust_services::client::{
-    Limits, fetch_ocsp_response, fetch_timestamp_response,
-};
 use passerelle_central_server::trust_services::{self, RunningTrustServices};
 use passerelle_ids::MemberId;
 use passerelle_pki::devca::{
@@ -70,9 +67,30 @@ fn revoke(ca: &DevCa, certificate: &Certificate, now: SystemTime) {
 }
 
 async fn ask(services: &RunningTrustServices, request: &[u8]) -> Vec<u8> {
-    fetch_ocsp_response(&services.ocsp_url(), request, Limits::DEFAULT)
-        .await
-        .unwrap()
+    post(
+        services.addr,
+        "/ocsp",
+        trust_services::OCSP_REQUEST,
+        request,
+    )
+    .await
+}
+
+/// One HTTP/1.1 POST with `Connection: close`; the body of a 200 answer.
+async fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    raw[split + 4..].to_vec()
 }
 
 #[tokio::test]
@@ -234,9 +252,13 @@ async fn tsa_stamps_over_http_and_tokens_verify_against_the_approved_tsa() {
     let mut serials = Vec::new();
     for _ in 0..2 {
         let query = tsp::request(&imprint, Some(&[1, 2, 3])).unwrap();
-        let response = fetch_timestamp_response(&services.tsa_url(), &query, Limits::DEFAULT)
-            .await
-            .unwrap();
+        let response = post(
+            services.addr,
+            "/tsa",
+            trust_services::TIMESTAMP_QUERY,
+            &query,
+        )
+        .await;
         let token = tsp::token_from_response(&response).unwrap();
         assert_eq!(
             tsp::verify_token(&token, &imprint, &approved).unwrap(),
@@ -251,63 +273,16 @@ async fn tsa_stamps_over_http_and_tokens_verify_against_the_approved_tsa() {
         "each token has its own serial number"
     );
 
-    let refusal = fetch_timestamp_response(&services.tsa_url(), b"garbage", Limits::DEFAULT)
-        .await
-        .unwrap();
+    let refusal = post(
+        services.addr,
+        "/tsa",
+        trust_services::TIMESTAMP_QUERY,
+        b"garbage",
+    )
+    .await;
     assert!(matches!(
         tsp::token_from_response(&refusal),
         Err(TspError::Rejected { status: 2, .. })
     ));
-    services.shutdown().await;
-}
-
-#[tokio::test]
-async fn clients_bound_time_size_and_content_type() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, leaf) = ca_with_member(dir.path());
-    let services = trust_services::start(dir.path(), loopback(), Some(pinned()))
-        .await
-        .unwrap();
-    let request = ocsp::request(&leaf, &ca.intermediate().certificate).unwrap();
-
-    let tiny = Limits {
-        timeout: Duration::from_secs(10),
-        max_response_bytes: 16,
-    };
-    let error = fetch_ocsp_response(&services.ocsp_url(), &request, tiny)
-        .await
-        .unwrap_err();
-    assert!(error.reason.contains("reading the answer"), "{error}");
-
-    // A server that accepts and never answers.
-    let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let silent_url = format!("http://{}/ocsp", silent.local_addr().unwrap());
-    let holder = tokio::spawn(async move {
-        let (_stream, _) = silent.accept().await.unwrap();
-        std::future::pending::<()>().await;
-    });
-    let quick = Limits {
-        timeout: Duration::from_millis(200),
-        max_response_bytes: 4096,
-    };
-    let error = fetch_ocsp_response(&silent_url, &request, quick)
-        .await
-        .unwrap_err();
-    assert!(error.reason.contains("no answer within"), "{error}");
-    holder.abort();
-
-    // Nothing listening, and a URL that is not plain HTTP.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let error = fetch_ocsp_response(&format!("http://{closed}/"), &request, Limits::DEFAULT)
-        .await
-        .unwrap_err();
-    assert!(error.reason.contains("connect"), "{error}");
-    let error = fetch_ocsp_response("https://ocsp.example/", &request, Limits::DEFAULT)
-        .await
-        .unwrap_err();
-    assert!(error.reason.contains("only http"), "{error}");
     services.shutdown().await;
 }

@@ -21,7 +21,7 @@ use passerelle_pki::{Certificate, SigningKey};
 use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers::{forwardable, headers_digest};
 use passerelle_protocol::signing::{RequestSigningInput, SigningTime};
-use passerelle_security_server::deps::{MemoryLog, StaticConf, SystemClock};
+use passerelle_security_server::deps::{Clock, ExchangeLog, MemoryLog, StaticConf, SystemClock};
 use passerelle_security_server::{Deps, RunningServer, ServerConfig, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -62,9 +62,15 @@ pub(crate) struct Federation {
 #[derive(Default)]
 pub(crate) struct Options {
     pub(crate) max_body_bytes: Option<u64>,
+    /// Both servers' clock (the system clock when `None`).
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    /// The health server's log (the in-memory `health_log` when `None`).
+    pub(crate) health_log: Option<Arc<dyn ExchangeLog>>,
+    /// Appended to the health server's configuration file.
+    pub(crate) extra_health_toml: String,
 }
 
-fn issue(ca: &DevCa, dir: &Path, name: &str, profile: LeafProfile) -> KeyPair {
+pub(crate) fn issue(ca: &DevCa, dir: &Path, name: &str, profile: LeafProfile) -> KeyPair {
     let issued = ca
         .issue(&IssueRequest {
             profile,
@@ -87,7 +93,7 @@ pub(crate) fn auth_profile(name: &str) -> LeafProfile {
     }
 }
 
-fn sign_profile(member: &str) -> LeafProfile {
+pub(crate) fn sign_profile(member: &str) -> LeafProfile {
     LeafProfile::Sign {
         member: member.parse().unwrap(),
     }
@@ -285,8 +291,11 @@ service = "DEV/GOV/HEALTH/patients/down"
 [[access]]
 subject = "subsystem:DEV/GOV/EDUCATION/schools"
 service = "DEV/GOV/HEALTH/patients/closed"
-"#,
+{extra}"#,
             down = free_port(),
+            extra = options
+                .extra_health_toml
+                .replace("BACKEND", &backend.to_string()),
         );
         let education_toml = format!(
             r#"hosted = ["DEV/GOV/EDUCATION/schools"]
@@ -329,13 +338,22 @@ total_timeout_ms = 5000
         let conf = Arc::new(StaticConf::new(global.clone()));
         let health_log = Arc::new(MemoryLog::default());
         let education_log = Arc::new(MemoryLog::default());
-        let deps = |log: &Arc<MemoryLog>| Deps {
+        let clock: Arc<dyn Clock> = options.clock.clone().unwrap_or(Arc::new(SystemClock));
+        let deps = |log: Arc<dyn ExchangeLog>| Deps {
             conf: conf.clone(),
-            log: log.clone(),
-            clock: Arc::new(SystemClock),
+            log,
+            clock: Arc::clone(&clock),
         };
-        let health = start(health_config, deps(&health_log)).await.unwrap();
-        let education = start(education_config, deps(&education_log)).await.unwrap();
+        let health_deps = deps(
+            options
+                .health_log
+                .clone()
+                .unwrap_or_else(|| health_log.clone()),
+        );
+        let health = start(health_config, health_deps).await.unwrap();
+        let education = start(education_config, deps(education_log.clone()))
+            .await
+            .unwrap();
         global = global_conf(
             &ca,
             now,

@@ -129,6 +129,7 @@ async fn backend_down_slow_and_disabled() {
 async fn oversize_body_and_headers_are_refused() {
     let federation = Federation::start(Options {
         max_body_bytes: Some(1024),
+        ..Options::default()
     })
     .await;
     let big = vec![b'x'; 4096];

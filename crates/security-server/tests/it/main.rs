@@ -11,3 +11,4 @@ mod limits;
 mod operations;
 mod paths;
 mod provider_checks;
+mod trust;

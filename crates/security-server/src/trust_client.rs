@@ -4,6 +4,9 @@
 //! Plain HTTP is what RFC 6960 and RFC 3161 deployments use: the answers are signed, and
 //! `passerelle-pki` verifies them ([`passerelle_pki::ocsp::verify`],
 //! [`passerelle_pki::tsp::verify_token`]); these functions only move bytes.
+//!
+//! They live in the security server, their only user: the central server runs the development
+//! responder and TSA but never calls them, and the two servers never depend on each other.
 
 use std::time::Duration;
 
@@ -12,7 +15,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::{OCSP_REQUEST, OCSP_RESPONSE, TIMESTAMP_QUERY, TIMESTAMP_REPLY};
+/// Content type of OCSP requests.
+pub const OCSP_REQUEST: &str = "application/ocsp-request";
+/// Content type of OCSP responses.
+pub const OCSP_RESPONSE: &str = "application/ocsp-response";
+/// Content type of time-stamp queries.
+pub const TIMESTAMP_QUERY: &str = "application/timestamp-query";
+/// Content type of time-stamp replies.
+pub const TIMESTAMP_REPLY: &str = "application/timestamp-reply";
 
 /// Limits of one exchange with a trust service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
