@@ -93,6 +93,8 @@ fault_codes! {
         "The consumer's security server could not make the exchange's log record durable, so it does not answer.";
     ClientProxyTimestamperFailed = "Server.ClientProxy.LoggingFailed.TimestamperFailed", 500,
         "No time-stamping authority has answered for longer than the grace period; exchanges stop until the log can be time-stamped again.";
+    ClientProxyTooManyConnections = "Server.ClientProxy.TooManyConnections", 503,
+        "The security server already serves its maximum number of concurrent connections from local systems; retry later or raise max_connections.";
     ClientProxyInternalError = "Server.ClientProxy.InternalError", 500,
         "An unexpected failure inside the consumer's security server; the detail field correlates it with the server's log.";
     ServerProxySslAuthenticationFailed = "Server.ServerProxy.SslAuthenticationFailed", 403,

@@ -12,7 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use passerelle_ids::{MemberId, SecurityServerId};
+use passerelle_ids::{FaultCode, MemberId, SecurityServerId};
 use passerelle_pki::Certificate;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -442,6 +442,45 @@ async fn serve_peers(
     }
 }
 
+/// How many over-limit plain HTTP connections may be answered `TooManyConnections` at once;
+/// past that they are closed without an answer, so refusing stays bounded too.
+const REFUSAL_SLOTS: usize = 64;
+
+/// Answers a local system's connection beyond `max_connections`: on plain HTTP with one
+/// `Server.ClientProxy.TooManyConnections` response (then closes), on HTTPS by closing.
+fn refuse_over_limit(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    is_tls: bool,
+    refusals: &Arc<Semaphore>,
+    shared: &Arc<Shared>,
+) {
+    let refusal = Arc::clone(refusals).try_acquire_owned();
+    let (false, Ok(refusal)) = (is_tls, refusal) else {
+        tracing::warn!(%remote, "connection limit reached; closing a client connection");
+        return;
+    };
+    let read_timeout = shared.config().limits.read_timeout;
+    tokio::spawn(async move {
+        let _refusal = refusal;
+        let service = service_fn(|_request: hyper::Request<Incoming>| async {
+            let fault = crate::http_util::Fault::new(
+                FaultCode::ClientProxyTooManyConnections,
+                "the security server is at its connection limit; retry later",
+            );
+            Ok::<_, Infallible>(fault.into_response())
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .keep_alive(false)
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout);
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+}
+
 async fn serve_local(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -450,6 +489,7 @@ async fn serve_local(
     mut stopped: watch::Receiver<bool>,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
     loop {
         let (stream, remote) = tokio::select! {
             _ = stopped.changed() => return,
@@ -459,7 +499,7 @@ async fn serve_local(
             },
         };
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!(%remote, "connection limit reached; closing a client connection");
+            refuse_over_limit(stream, remote, acceptor.is_some(), &refusals, &shared);
             continue;
         };
         let shared = Arc::clone(&shared);

@@ -68,6 +68,8 @@ pub(crate) struct Options {
     pub(crate) health_log: Option<Arc<dyn ExchangeLog>>,
     /// Appended to the health server's configuration file.
     pub(crate) extra_health_toml: String,
+    /// The education (consumer) server's `[limits] max_connections`.
+    pub(crate) consumer_max_connections: Option<usize>,
 }
 
 pub(crate) fn issue(ca: &DevCa, dir: &Path, name: &str, profile: LeafProfile) -> KeyPair {
@@ -319,7 +321,11 @@ admin = "127.0.0.1:0"
 
 [limits]
 total_timeout_ms = 5000
-{max_body}"#
+{max_body}{max_connections}"#,
+            max_connections = options
+                .consumer_max_connections
+                .map(|limit| format!("\nmax_connections = {limit}\n"))
+                .unwrap_or_default(),
         );
         let health_config_path = dir.path().join("health.toml");
         std::fs::write(&health_config_path, &health_toml).unwrap();

@@ -245,3 +245,42 @@ async fn a_provider_with_an_unregistered_certificate_is_refused() {
     assert_eq!(reply.status, 502);
     assert!(federation.seen_paths().is_empty());
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_answered_too_many_connections() {
+    let federation = Federation::start(Options {
+        consumer_max_connections: Some(1),
+        ..Options::default()
+    })
+    .await;
+    // One local system holds the only connection open (an unfinished request head).
+    let mut holder = tokio::net::TcpStream::connect(federation.education.client_addr.unwrap())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut holder, b"GET /listClients HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let refused = federation.call_as_school("GET", VACCINATIONS, b"").await;
+    assert_eq!(
+        refused.fault().as_deref(),
+        Some("Server.ClientProxy.TooManyConnections"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status, 503);
+    // Once the connection is released, calls go through again.
+    drop(holder);
+    let mut answered = None;
+    for _ in 0..50 {
+        let reply = federation.call_as_school("GET", VACCINATIONS, b"").await;
+        if reply.status == 200 {
+            answered = Some(reply);
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        answered.is_some(),
+        "the permit of a closed connection is released"
+    );
+}
