@@ -320,6 +320,17 @@ fn audit_export_and_verify(manifest: &serde_json::Value, out_dir: &Path, round: 
             String::from_utf8_lossy(&verify.stdout),
             String::from_utf8_lossy(&verify.stderr)
         );
+        // The archive carries the cached global configuration and its approved TSAs, so every
+        // time-stamp token present is verified with no extra flag (whether a 2 s stamping tick
+        // fell before the export is timing, so the count of tokens is not asserted); the
+        // signers' stapled OCSP responses are verified too.
+        let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+        assert_eq!(report["global_configuration"], true, "{report}");
+        assert_eq!(report["tokens_not_verified"], 0, "{report}");
+        assert!(
+            report["certificate_statuses_verified"].as_u64().unwrap() > 0,
+            "{report}"
+        );
     }
 }
 

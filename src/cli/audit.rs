@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    ExportFilter, ExportOptions, KeyRing, VerifyOptions, describe_exchange, export_log,
-    extract_exchange, find_exchanges, timeline, verify_archive,
+    ExportFilter, ExportOptions, KeyRing, SignedConfiguration, VerifyOptions, archive_trust,
+    describe_exchange, export_log, extract_exchange, find_exchanges, timeline, verify_archive,
 };
 use passerelle_pki::sealed_box::{OpeningKey, RecipientKey};
 
@@ -38,11 +38,15 @@ Examples:
   # Sealed for an auditor (their certificate or `openssl pkey -pubout` public key):
   passerelle audit export --log DIR --seal-to auditor.pub.pem -o 2025-06.pla.sealed
 
+The archive carries the security server's cached global configuration (bytes and signature), its
+approved CAs as trust anchors, its approved TSAs' certificates and its OCSP freshness, unless
+--anchors / --tsa-anchors name the certificates explicitly.
+
 Export reads the segment files only, never the index database: it works on the log of a running
 security server (up to the last complete entry) as well as on a stopped one's.")]
     Export(Box<ExportArgs>),
-    /// Check an archive offline: every checksum, hash, chain link, time-stamp span, signature,
-    /// certificate chain, and (with --key) body.
+    /// Check an archive offline: every checksum, hash, chain link, time-stamp span and token,
+    /// signature, certificate chain, stapled certificate status, and (with --key) body.
     #[command(after_help = "\
 Exit status: 0 when everything holds, 2 when the evidence does not (the first failing entry is
 named: sequence number, message id, what failed), 1 when the archive cannot be read at all.
@@ -65,10 +69,48 @@ Examples:
         /// Extra trust anchors (PEM), besides those inside the archive.
         #[arg(long, value_name = "PEM")]
         anchors: Option<PathBuf>,
+        /// Extra approved time-stamping authorities' certificates (PEM), besides those inside
+        /// the archive: every checkpoint's RFC 3161 token is verified against them all
+        /// (signature, chain at the token's time, imprint = the checkpoint's root). With none
+        /// at all, tokens are only counted.
+        #[arg(long, value_name = "PEM")]
+        tsa_anchors: Option<PathBuf>,
+        /// How old a stapled OCSP response may have been when its signature was logged, in
+        /// seconds. Default: the archive's (the global configuration's `ocsp_freshness_secs` at
+        /// export), else 3600.
+        #[arg(long, value_name = "SECONDS")]
+        ocsp_freshness_secs: Option<u64>,
         /// The archive this one continues: check that it starts right after that archive's last
         /// entry, with its last hash, and recompute the checkpoints over that archive's entries.
         #[arg(long, value_name = "ARCHIVE")]
         previous: Option<PathBuf>,
+        /// The auditor's private key (PKCS#8 PEM), to open an archive sealed with --seal-to.
+        #[arg(long, value_name = "PRIVATE-KEY")]
+        unseal_with: Option<PathBuf>,
+    },
+    /// Show the trust material an archive carries (CA anchors, TSA certificates, global
+    /// configuration), check it against the federation's anchor, and write it out as files.
+    #[command(after_help = "\
+Examples:
+  passerelle audit trust 2025-06.pla
+  # Check that the embedded configuration is signed by the federation, and that every embedded
+  # CA and TSA certificate is approved in it:
+  passerelle audit trust 2025-06.pla --globalconf-anchor anchor.json
+  # Write anchors.pem, tsa-anchors.pem, globalconf.json and globalconf.json.sig for openssl:
+  passerelle audit trust 2025-06.pla --extract trust/
+
+Exit status: 0, or 2 when --globalconf-anchor is given and a check fails.")]
+    Trust {
+        /// The archive.
+        file: PathBuf,
+        /// The federation's anchor file (as given to security servers): verify the embedded
+        /// configuration's signature with it (at the configuration's generation time), and that
+        /// every embedded certificate is approved in that configuration.
+        #[arg(long, value_name = "ANCHOR")]
+        globalconf_anchor: Option<PathBuf>,
+        /// Write the trust material into this directory.
+        #[arg(long, value_name = "DIR")]
+        extract: Option<PathBuf>,
         /// The auditor's private key (PKCS#8 PEM), to open an archive sealed with --seal-to.
         #[arg(long, value_name = "PRIVATE-KEY")]
         unseal_with: Option<PathBuf>,
@@ -130,10 +172,15 @@ pub(crate) struct ExportArgs {
     /// approved CAs of the security server's cached global configuration (see --globalconf).
     #[arg(long, value_name = "PEM")]
     anchors: Option<PathBuf>,
-    /// The security server's global configuration cache directory (`conf_cache_dir`), whose
-    /// approved CAs become the archive's trust anchors when --anchors is not given.
+    /// Approved TSA certificates (PEM) to embed for checking the checkpoints' tokens. Default:
+    /// the approved TSAs of the security server's cached global configuration.
+    #[arg(long, value_name = "PEM")]
+    tsa_anchors: Option<PathBuf>,
+    /// The security server's global configuration cache directory (`conf_cache_dir`). Its
+    /// configuration and signature are embedded, and its approved CAs and TSAs become the
+    /// archive's anchors unless --anchors / --tsa-anchors are given.
     /// Default: `globalconf/` beside the log directory, when it exists.
-    #[arg(long, value_name = "DIR", conflicts_with = "anchors")]
+    #[arg(long, value_name = "DIR")]
     globalconf: Option<PathBuf>,
     /// Encrypt the archive for an auditor: their EC P-256 public key (`PUBLIC KEY` PEM) or
     /// certificate. Only the matching private key opens it (`verify --unseal-with`).
@@ -156,14 +203,32 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 message_id,
                 previous,
                 anchors,
+                tsa_anchors,
                 globalconf,
                 seal_to,
                 output,
             } = *arguments;
+            let cached = trust_from_globalconf(&log, globalconf.as_deref())?;
             let anchors = match anchors {
                 Some(path) => load_anchors(&path)?,
-                None => anchors_from_globalconf(&log, globalconf.as_deref())?,
+                None => cached
+                    .as_ref()
+                    .map(|cached| cached.anchors.clone())
+                    .unwrap_or_default(),
             };
+            let tsa_anchors = match tsa_anchors {
+                Some(path) => load_anchors(&path)?,
+                None => cached
+                    .as_ref()
+                    .map(|cached| cached.tsa_anchors.clone())
+                    .unwrap_or_default(),
+            };
+            if anchors.is_empty() {
+                eprintln!(
+                    "warning: no trust anchors embedded (no --anchors, and no cached global \
+                     configuration: give --globalconf): verifying will need --anchors"
+                );
+            }
             let seal_to = seal_to
                 .map(|path| {
                     RecipientKey::load(&path)
@@ -185,6 +250,9 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 },
                 previous,
                 anchors,
+                tsa_anchors,
+                ocsp_freshness_secs: cached.as_ref().map(|cached| cached.ocsp_freshness_secs),
+                global_configuration: cached.map(|cached| cached.signed),
                 seal_to,
             };
             let summary = export_log(&log, &options, &output, SystemTime::now())?;
@@ -210,6 +278,8 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             json,
             key,
             anchors,
+            tsa_anchors,
+            ocsp_freshness_secs,
             previous,
             unseal_with,
         } => {
@@ -219,11 +289,17 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Some(path) => load_anchors(&path)?,
                 None => Vec::new(),
             };
+            let tsa_anchors = match tsa_anchors {
+                Some(path) => load_anchors(&path)?,
+                None => Vec::new(),
+            };
             let progress = |count: u64| eprint!("\rverified {count} entries…");
             let options = VerifyOptions {
                 keys: keys.as_ref(),
                 anchors,
+                tsa_anchors,
                 token_verifier: None,
+                ocsp_freshness: ocsp_freshness_secs.map(std::time::Duration::from_secs),
                 progress: (!json).then_some(&progress as &dyn Fn(u64)),
                 unseal: unseal.as_ref(),
                 previous: previous.as_deref(),
@@ -238,6 +314,26 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 print_report(&report)?;
             }
             Ok(if report.is_valid() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_EVIDENCE_INVALID)
+            })
+        }
+        AuditCommand::Trust {
+            file,
+            globalconf_anchor,
+            extract,
+            unseal_with,
+        } => {
+            let unseal = load_opening_key(unseal_with.as_deref())?;
+            let trust = archive_trust(&file, unseal.as_ref())?;
+            let holds = show_trust(&trust, globalconf_anchor.as_deref())?;
+            if let Some(dir) = extract {
+                for path in trust.write_files(&dir)? {
+                    say!("wrote {}", path.display());
+                }
+            }
+            Ok(if holds {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_EVIDENCE_INVALID)
@@ -332,9 +428,10 @@ fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result
         report.bodies_not_opened
     );
     say!(
-        "  checkpoints    {} roots recomputed; tokens: {} verified, {} present but not verified",
+        "  checkpoints    {} roots recomputed; tokens: {} verified ({} TSA certificates), {} present but not verified",
         report.checkpoints_checked,
         report.tokens_verified,
+        report.tsa_anchors,
         report.tokens_not_verified
     );
     say!(
@@ -342,8 +439,19 @@ fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result
         report.entries_not_timestamped
     );
     say!(
-        "  OCSP responses {} stapled (kept as evidence)",
-        report.certificate_status_responses
+        "  OCSP responses {} stapled, {} verified (freshness {} s); {} signatures without a stapled status (not checked)",
+        report.certificate_status_responses,
+        report.certificate_statuses_verified,
+        report.ocsp_freshness_secs,
+        report.certificate_statuses_not_checked
+    );
+    say!(
+        "  global conf    {}",
+        if report.global_configuration {
+            "embedded (check it with `passerelle audit trust --globalconf-anchor`)"
+        } else {
+            "not embedded"
+        }
     );
     if let Some(hash) = &report.last_hash {
         say!("  last hash      {hash}");
@@ -359,23 +467,35 @@ fn load_opening_key(path: Option<&std::path::Path>) -> anyhow::Result<Option<Ope
     .transpose()
 }
 
-/// The approved CAs (roots and intermediates) of a security server's cached global
-/// configuration. The cache holds only a configuration that verified against the anchor when it
-/// was stored; the auditor still decides whether to trust the anchors an archive carries.
-fn anchors_from_globalconf(
+/// What an export takes from a security server's cached global configuration.
+struct CachedTrust {
+    /// The approved CAs, roots and intermediates (DER).
+    anchors: Vec<Vec<u8>>,
+    /// The approved TSAs' certificates (DER).
+    tsa_anchors: Vec<Vec<u8>>,
+    ocsp_freshness_secs: u64,
+    /// The configuration's bytes and detached signature, as cached.
+    signed: SignedConfiguration,
+}
+
+/// The trust material of a security server's cached global configuration: `globalconf` when
+/// given, else `globalconf/` beside the log directory when it exists, else none. The cache holds
+/// only a configuration that verified against the anchor when it was stored; the auditor still
+/// decides whether to trust what an archive carries (`passerelle audit trust`).
+fn trust_from_globalconf(
     log: &std::path::Path,
     globalconf: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<Vec<u8>>> {
+) -> anyhow::Result<Option<CachedTrust>> {
     let beside_log = log.parent().map(|parent| parent.join("globalconf"));
     let dir = match (globalconf, beside_log) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some(dir)) if dir.is_dir() => dir,
         _ => {
             eprintln!(
-                "warning: no trust anchors embedded (no --anchors, no --globalconf, and no \
-                 globalconf/ beside the log): verifying will need --anchors"
+                "warning: no global configuration embedded (no --globalconf, and no globalconf/ \
+                 beside the log): tokens and anchors must be given to verify"
             );
-            return Ok(Vec::new());
+            return Ok(None);
         }
     };
     let cached = passerelle_globalconf::ConfCache::new(&dir)
@@ -394,13 +514,130 @@ fn anchors_from_globalconf(
         .iter()
         .map(|certificate| certificate.der().to_vec())
         .collect();
+    let tsa_anchors: Vec<Vec<u8>> = conf
+        .tsa_certificates()
+        .iter()
+        .map(|(_, certificate)| certificate.der().to_vec())
+        .collect();
     eprintln!(
-        "embedding {} CA certificate(s) approved in global configuration serial {} ({})",
-        anchors.len(),
+        "embedding global configuration serial {} ({}): {} approved CA certificate(s), {} approved \
+         TSA certificate(s), OCSP freshness {} s",
         conf.serial,
-        dir.display()
+        dir.display(),
+        anchors.len(),
+        tsa_anchors.len(),
+        conf.settings.ocsp_freshness_secs
     );
-    Ok(anchors)
+    Ok(Some(CachedTrust {
+        anchors,
+        tsa_anchors,
+        ocsp_freshness_secs: conf.settings.ocsp_freshness_secs,
+        signed: SignedConfiguration {
+            bytes: cached.bytes,
+            signature: cached.signature,
+        },
+    }))
+}
+
+/// Prints an archive's trust material; with the federation's anchor, checks the configuration's
+/// signature and that every embedded certificate is approved in it. `Ok(false)` when a check fails.
+fn show_trust(
+    trust: &passerelle_messagelog::ArchiveTrust,
+    globalconf_anchor: Option<&std::path::Path>,
+) -> anyhow::Result<bool> {
+    let describe = |der: &Vec<u8>| match passerelle_pki::Certificate::from_der(der.clone()) {
+        Ok(certificate) => format!(
+            "{} (sha256 {})",
+            certificate.subject(),
+            certificate.fingerprint_hex()
+        ),
+        Err(error) => format!("unparsable certificate: {error}"),
+    };
+    say!(
+        "archive format {} version {}, entries {}..={}",
+        trust.manifest.format,
+        trust.manifest.version,
+        trust.manifest.first_sequence,
+        trust.manifest.last_sequence
+    );
+    say!("CA anchors ({})", trust.anchors.len());
+    for der in &trust.anchors {
+        say!("  {}", describe(der));
+    }
+    say!("TSA certificates ({})", trust.tsa_anchors.len());
+    for der in &trust.tsa_anchors {
+        say!("  {}", describe(der));
+    }
+    match trust.manifest.ocsp_freshness_secs {
+        Some(seconds) => say!("OCSP freshness {seconds} s"),
+        None => say!("OCSP freshness not recorded (verify applies 3600 s)"),
+    }
+    let Some(signed) = &trust.global_configuration else {
+        say!("global configuration: not embedded");
+        anyhow::ensure!(
+            globalconf_anchor.is_none(),
+            "the archive carries no global configuration to check with --globalconf-anchor"
+        );
+        return Ok(true);
+    };
+    let conf = passerelle_globalconf::GlobalConf::from_json(&signed.bytes)
+        .context("the embedded global configuration does not parse")?;
+    say!(
+        "global configuration: instance {}, serial {}, generated {} ({} bytes, signature {} bytes)",
+        conf.instance,
+        conf.serial,
+        passerelle_globalconf::format_rfc3339(conf.generated_at),
+        signed.bytes.len(),
+        signed.signature.len()
+    );
+    let Some(anchor_path) = globalconf_anchor else {
+        return Ok(true);
+    };
+    let anchor = passerelle_globalconf::Anchor::load(anchor_path)
+        .with_context(|| format!("reading the anchor {}", anchor_path.display()))?;
+    let mut holds = true;
+    // At the generation time: the configuration was signed then, and anchor certificates may
+    // have expired since.
+    match passerelle_globalconf::verify_signed(
+        &signed.bytes,
+        &signed.signature,
+        &anchor,
+        conf.generated_at,
+    ) {
+        Ok(_) => say!("  signature      OK with {}", anchor_path.display()),
+        Err(error) => {
+            holds = false;
+            say!("  signature      FAILED: {error}");
+        }
+    }
+    let approved_cas: Vec<Vec<u8>> = conf
+        .ca_certificates()
+        .iter()
+        .map(|certificate| certificate.der().to_vec())
+        .collect();
+    let approved_tsas: Vec<Vec<u8>> = conf
+        .tsa_certificates()
+        .iter()
+        .map(|(_, certificate)| certificate.der().to_vec())
+        .collect();
+    for (what, embedded, approved) in [
+        ("CA anchor", &trust.anchors, &approved_cas),
+        ("TSA certificate", &trust.tsa_anchors, &approved_tsas),
+    ] {
+        for der in embedded.iter().filter(|der| !approved.contains(der)) {
+            holds = false;
+            say!(
+                "  NOT APPROVED   {what} {} is not in the configuration",
+                describe(der)
+            );
+        }
+    }
+    if holds {
+        say!(
+            "  approved       every embedded CA anchor and TSA certificate is in the configuration"
+        );
+    }
+    Ok(holds)
 }
 
 fn load_anchors(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {

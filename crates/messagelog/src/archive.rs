@@ -1,12 +1,14 @@
 //! Audit archives: one self-contained file per export, read and written as a stream.
 //!
-//! Layout (version 1), integers little-endian unless said otherwise:
+//! Layout (version 2; version 1 is still read), integers little-endian unless said otherwise:
 //! - header, 16 bytes: magic `PSLAUDIT`, `u32` version, `u32` zero;
 //! - frames `[u32 length][u32 CRC-32C][payload]`, the payload's first byte giving its kind:
 //!   1 manifest (JSON), 2 trust anchor (certificate DER), 3 span prefix (JSON), 4 entry (32-byte
 //!   hash then content bytes, exactly as in a segment), 5 redacted link (`u64` big-endian
 //!   sequence, previous hash, content digest, hash: 104 bytes), 6 span end (JSON), 7 trailer
-//!   (JSON). The manifest comes first, the trailer last; see `docs/audit.md`.
+//!   (JSON); since version 2 also 8 TSA certificate (DER), 9 global configuration (its bytes as
+//!   served), 10 the global configuration's detached signature. The manifest comes first, the
+//!   trailer last; trust frames (2, 8, 9, 10) come before the entries; see `docs/audit.md`.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -25,7 +27,11 @@ use crate::segment::RawEntry;
 
 /// The first eight bytes of every archive.
 pub(crate) const ARCHIVE_MAGIC: [u8; 8] = *b"PSLAUDIT";
-pub(crate) const ARCHIVE_VERSION: u32 = 1;
+/// The version written. Version 1 archives (no TSA certificates, no global configuration, no
+/// OCSP freshness) are read and verified as before.
+pub(crate) const ARCHIVE_VERSION: u32 = 2;
+/// The oldest version read.
+const OLDEST_ARCHIVE_VERSION: u32 = 1;
 
 /// The first frame of an archive: what it covers and how it links to the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +53,25 @@ pub struct Manifest {
     pub filter: ExportFilter,
     /// How many trust-anchor frames follow.
     pub anchors: u32,
+    /// How many TSA-certificate frames follow (version 2; 0 in older archives).
+    #[serde(default)]
+    pub tsa_anchors: u32,
+    /// Whether the global configuration and its signature follow (version 2).
+    #[serde(default)]
+    pub global_configuration: bool,
+    /// How old a stapled OCSP response may be at the time a signature was checked, from the
+    /// global configuration's settings at export (version 2; absent when it was not known).
+    #[serde(default)]
+    pub ocsp_freshness_secs: Option<u64>,
+}
+
+/// The global configuration an archive carries, exactly as the central server served it and the
+/// security server cached it: its bytes and their detached signature. The auditor checks the
+/// signature with the federation's anchor (see `docs/audit.md`); this crate never parses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedConfiguration {
+    pub bytes: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 /// The end of an archive, as named by the next one.
@@ -124,6 +149,12 @@ pub enum ArchiveFrame {
     Manifest(Box<Manifest>),
     /// A trust anchor (CA certificate, DER) for checking signers' chains.
     Anchor(Vec<u8>),
+    /// An approved time-stamping authority's certificate (DER), for checking tokens.
+    TsaAnchor(Vec<u8>),
+    /// The global configuration exactly as served (and cached by the security server).
+    GlobalConfiguration(Vec<u8>),
+    /// The detached signature over [`ArchiveFrame::GlobalConfiguration`]'s bytes.
+    GlobalConfigurationSignature(Vec<u8>),
     SpanPrefix(SpanPrefix),
     /// An entry in full: its hash and exact content bytes.
     Entry {
@@ -188,6 +219,9 @@ impl ArchiveFrame {
                 },
             ),
             ArchiveFrame::Trailer(trailer) => json(7, trailer),
+            ArchiveFrame::TsaAnchor(der) => Ok([&[8u8][..], der].concat()),
+            ArchiveFrame::GlobalConfiguration(bytes) => Ok([&[9u8][..], bytes].concat()),
+            ArchiveFrame::GlobalConfigurationSignature(bytes) => Ok([&[10u8][..], bytes].concat()),
         }
     }
 
@@ -239,6 +273,9 @@ impl ArchiveFrame {
                 serde_json::from_slice(data)
                     .map_err(|e| format!("{}: {e}", from_json("trailer")))?,
             ),
+            8 => ArchiveFrame::TsaAnchor(data.to_vec()),
+            9 => ArchiveFrame::GlobalConfiguration(data.to_vec()),
+            10 => ArchiveFrame::GlobalConfigurationSignature(data.to_vec()),
             other => return Err(format!("unknown frame kind {other}")),
         })
     }
@@ -329,7 +366,7 @@ impl<R: Read> ArchiveReader<R> {
             return Err("not a Passerelle audit archive (bad magic)".into());
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if version != ARCHIVE_VERSION {
+        if !(OLDEST_ARCHIVE_VERSION..=ARCHIVE_VERSION).contains(&version) {
             return Err(format!("unsupported archive version {version}"));
         }
         Ok(ArchiveReader {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::accumulator::MerkleAccumulator;
 use crate::archive::{
     ARCHIVE_VERSION, ArchiveFrame, ArchiveLink, ArchiveReader, ArchiveWriter, ExportFilter,
-    Manifest, SpanPrefix, Trailer,
+    Manifest, SignedConfiguration, SpanPrefix, Trailer,
 };
 use crate::checkpoint::unix_millis;
 use crate::error::LogError;
@@ -53,6 +53,15 @@ pub struct ExportOptions {
     pub previous: Option<PathBuf>,
     /// CA certificates (DER) copied into the archive as trust anchors.
     pub anchors: Vec<Vec<u8>>,
+    /// Approved time-stamping authorities' certificates (DER) copied into the archive, against
+    /// which `verify` checks every checkpoint's token by default.
+    pub tsa_anchors: Vec<Vec<u8>>,
+    /// The global configuration (bytes and detached signature) the anchors come from, copied
+    /// into the archive so that the auditor can check where they come from.
+    pub global_configuration: Option<SignedConfiguration>,
+    /// The federation's OCSP freshness (`ocsp_freshness_secs` of the global configuration's
+    /// settings), recorded in the manifest for checking the stapled responses.
+    pub ocsp_freshness_secs: Option<u64>,
     /// Seal the archive for this auditor's public key (see `passerelle_pki::sealed_box`).
     pub seal_to: Option<RecipientKey>,
 }
@@ -132,7 +141,7 @@ impl MessageLog {
             filter: filter.clone(),
             previous: previous.map(Path::to_owned),
             anchors: anchors.to_vec(),
-            seal_to: None,
+            ..Default::default()
         };
         export_log(self.dir(), &options, out, now)
     }
@@ -500,6 +509,9 @@ impl Plan {
             previous_archive: self.previous_link.clone(),
             filter: filter.clone(),
             anchors: options.anchors.len() as u32,
+            tsa_anchors: options.tsa_anchors.len() as u32,
+            global_configuration: options.global_configuration.is_some(),
+            ocsp_freshness_secs: options.ocsp_freshness_secs,
         };
         let prefix = if self.span_first < self.start {
             let mut accumulator = MerkleAccumulator::new();
@@ -534,6 +546,21 @@ impl Plan {
         for anchor in &options.anchors {
             writer
                 .write(&ArchiveFrame::Anchor(anchor.clone()))
+                .map_err(io_error)?;
+        }
+        for anchor in &options.tsa_anchors {
+            writer
+                .write(&ArchiveFrame::TsaAnchor(anchor.clone()))
+                .map_err(io_error)?;
+        }
+        if let Some(conf) = &options.global_configuration {
+            writer
+                .write(&ArchiveFrame::GlobalConfiguration(conf.bytes.clone()))
+                .map_err(io_error)?;
+            writer
+                .write(&ArchiveFrame::GlobalConfigurationSignature(
+                    conf.signature.clone(),
+                ))
                 .map_err(io_error)?;
         }
         if let Some(prefix) = prefix {

@@ -32,6 +32,7 @@ mod verify;
 pub use accumulator::MerkleAccumulator;
 pub use archive::{
     ArchiveFrame, ArchiveLink, ArchiveReader, ArchiveWriter, ExportFilter, Manifest,
+    SignedConfiguration,
 };
 pub use checkpoint::{CheckpointSummary, Timestamper, TokenVerifier};
 pub use crc32c::crc32c;
@@ -45,9 +46,12 @@ pub use record::{
     SignatureEvidence,
 };
 pub use replay::{
-    ExtractedFiles, TimelineRow, describe_exchange, extract_exchange, find_exchanges, timeline,
+    ArchiveTrust, ExtractedFiles, TimelineRow, archive_trust, describe_exchange, extract_exchange,
+    find_exchanges, timeline,
 };
 pub use retention::{RetentionReport, RetentionTask};
 pub use segment::{SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use ticket::{AppendTicket, Appended};
-pub use verify::{Failure, FailureKind, VerifyOptions, VerifyReport, verify_archive};
+pub use verify::{
+    DEFAULT_OCSP_FRESHNESS, Failure, FailureKind, VerifyOptions, VerifyReport, verify_archive,
+};

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use passerelle_pki::sealed_box::OpeningKey;
 use serde::Serialize;
 
-use crate::archive::{ArchiveFrame, ArchiveReader};
+use crate::archive::{ArchiveFrame, ArchiveReader, Manifest, SignedConfiguration};
 use crate::error::LogError;
 use crate::keys::KeyRing;
 use crate::record::{Body, Entry, ExchangeRecord, MessagePart};
@@ -252,6 +252,92 @@ pub fn extract_exchange(
         });
     }
     Ok(written)
+}
+
+/// The trust material an archive carries (everything before its entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveTrust {
+    pub manifest: Manifest,
+    /// CA certificates (DER) for the signers' chains.
+    pub anchors: Vec<Vec<u8>>,
+    /// Approved TSA certificates (DER) for the checkpoints' tokens.
+    pub tsa_anchors: Vec<Vec<u8>>,
+    /// The global configuration they were taken from, with its detached signature.
+    pub global_configuration: Option<SignedConfiguration>,
+}
+
+impl ArchiveTrust {
+    /// Writes the trust material as plain files into `dir`: `anchors.pem`, `tsa-anchors.pem`,
+    /// and `globalconf.json` with `globalconf.json.sig` (the names `docs/globalconf.md`'s
+    /// openssl recipe uses), each only when the archive has it. Returns the files written.
+    pub fn write_files(&self, dir: &Path) -> Result<Vec<PathBuf>, LogError> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create", dir, e))?;
+        let mut files = Vec::new();
+        let mut put = |name: &str, bytes: &[u8]| -> Result<(), LogError> {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| LogError::io("write", &path, e))?;
+            files.push(path);
+            Ok(())
+        };
+        let pem = |certificates: &[Vec<u8>]| -> String {
+            certificates.iter().map(|der| to_pem(der)).collect()
+        };
+        if !self.anchors.is_empty() {
+            put("anchors.pem", pem(&self.anchors).as_bytes())?;
+        }
+        if !self.tsa_anchors.is_empty() {
+            put("tsa-anchors.pem", pem(&self.tsa_anchors).as_bytes())?;
+        }
+        if let Some(conf) = &self.global_configuration {
+            put("globalconf.json", &conf.bytes)?;
+            put("globalconf.json.sig", &conf.signature)?;
+        }
+        Ok(files)
+    }
+}
+
+/// Reads an archive's manifest and trust frames, stopping at the first entry. Nothing here is
+/// verified: [`crate::verify_archive`] checks the evidence, and the auditor decides whether to
+/// trust these certificates (by checking the configuration's signature with the federation's
+/// anchor, for example).
+pub fn archive_trust(path: &Path, unseal: Option<&OpeningKey>) -> Result<ArchiveTrust, LogError> {
+    let mut reader = ArchiveReader::open(path, unseal)?;
+    let archive_error = |message: String| LogError::Archive {
+        path: path.to_owned(),
+        message,
+    };
+    let Some(ArchiveFrame::Manifest(manifest)) = reader.next_frame().map_err(archive_error)? else {
+        return Err(archive_error(
+            "the archive does not start with a manifest".into(),
+        ));
+    };
+    let mut trust = ArchiveTrust {
+        manifest: *manifest,
+        anchors: Vec::new(),
+        tsa_anchors: Vec::new(),
+        global_configuration: None,
+    };
+    let mut conf_bytes = None;
+    let mut conf_signature = None;
+    while let Some(frame) = reader.next_frame().map_err(archive_error)? {
+        match frame {
+            ArchiveFrame::Anchor(der) => trust.anchors.push(der),
+            ArchiveFrame::TsaAnchor(der) => trust.tsa_anchors.push(der),
+            ArchiveFrame::GlobalConfiguration(bytes) => conf_bytes = Some(bytes),
+            ArchiveFrame::GlobalConfigurationSignature(bytes) => conf_signature = Some(bytes),
+            _ => break,
+        }
+    }
+    trust.global_configuration = match (conf_bytes, conf_signature) {
+        (Some(bytes), Some(signature)) => Some(SignedConfiguration { bytes, signature }),
+        (None, None) => None,
+        _ => {
+            return Err(archive_error(
+                "the global configuration comes without its signature, or the reverse".into(),
+            ));
+        }
+    };
+    Ok(trust)
 }
 
 /// One exchange in full, as human-readable text (bodies decrypted when `keys` is given).

@@ -1,5 +1,6 @@
-//! Offline verification of an archive: checksums, chain, spans and checkpoints, signatures,
-//! certificate chains and (with the key) bodies. One pass, bounded memory.
+//! Offline verification of an archive: checksums, chain, spans and checkpoints, time-stamp
+//! tokens, signatures, certificate chains, stapled certificate status and (with the key) bodies.
+//! One pass, bounded memory.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -7,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_pki::merkle::leaf_hash;
+use passerelle_pki::ocsp::{self, OcspError};
 use passerelle_pki::sealed_box::OpeningKey;
+use passerelle_pki::tsp::TsaTrust;
 use passerelle_pki::{Certificate, Purpose, SignatureAlgorithm, validate_chain};
 use serde::Serialize;
 
@@ -20,6 +23,11 @@ use crate::keys::KeyRing;
 use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::RawEntry;
 
+/// The OCSP freshness applied to stapled responses when neither the archive's manifest (archives
+/// made before it recorded `ocsp_freshness_secs`, or exported without a global configuration)
+/// nor [`VerifyOptions::ocsp_freshness`] gives one: the global configuration's own default.
+pub const DEFAULT_OCSP_FRESHNESS: Duration = Duration::from_secs(3600);
+
 /// What to check beyond the chain.
 #[derive(Default)]
 pub struct VerifyOptions<'a> {
@@ -27,8 +35,16 @@ pub struct VerifyOptions<'a> {
     pub keys: Option<&'a KeyRing>,
     /// Trust anchors (CA certificates, DER) in addition to those inside the archive.
     pub anchors: Vec<Vec<u8>>,
-    /// Checks time-stamp tokens; without it tokens are counted, not checked.
+    /// Approved time-stamping authorities' certificates (DER) in addition to those inside the
+    /// archive. Every checkpoint's token is verified against all of them (RFC 3161 signature,
+    /// TSA chain at the token's time, imprint = the checkpoint's root) unless `token_verifier`
+    /// is given; with neither, tokens are counted, not checked.
+    pub tsa_anchors: Vec<Vec<u8>>,
+    /// Checks time-stamp tokens instead of the TSA anchors (a stand-in, or another TSA policy).
     pub token_verifier: Option<&'a dyn TokenVerifier>,
+    /// How old a stapled OCSP response may be at the time its signature was logged; overrides
+    /// the archive's `ocsp_freshness_secs` (default [`DEFAULT_OCSP_FRESHNESS`]).
+    pub ocsp_freshness: Option<Duration>,
     /// Called with the number of entries checked so far, every 65 536 entries.
     pub progress: Option<&'a dyn Fn(u64)>,
     /// The auditor's private key, to open an archive sealed for it.
@@ -66,8 +82,20 @@ pub enum FailureKind {
     Body,
     /// A checkpoint's root does not match the entries it covers, or a span has no checkpoint.
     Checkpoint,
-    /// A time-stamp token does not verify.
+    /// A time-stamp token does not verify (signature, approved TSA, or imprint = the checkpoint's
+    /// root).
     Timestamp,
+    /// A stapled OCSP response says the signer's certificate was revoked.
+    CertificateRevoked,
+    /// A stapled OCSP response says the responder does not know the signer's certificate.
+    CertificateStatusUnknown,
+    /// A stapled OCSP response was older than the freshness when the signature was logged, or
+    /// past its nextUpdate.
+    CertificateStatusStale,
+    /// A stapled OCSP response is forged (not signed by the issuing CA or a responder it
+    /// delegated), answers for another certificate, is dated after the signature, is malformed,
+    /// is a responder error, or its issuer is not in the archive.
+    CertificateStatusInvalid,
     /// The archive does not continue the earlier archive it was verified against, or that
     /// archive's chain does not hold.
     Previous,
@@ -121,9 +149,20 @@ pub struct VerifyReport {
     pub tokens_verified: u64,
     /// Tokens present but not checked (no token verifier was given).
     pub tokens_not_verified: u64,
-    /// Stapled certificate-status responses present (kept as evidence; parsed by the trust
-    /// services' verifier, not here).
+    /// Stapled certificate-status responses present.
     pub certificate_status_responses: u64,
+    /// Stapled responses verified: signed by the issuing CA or its delegated responder, for the
+    /// signer's certificate, status good and fresh at the time the part was logged.
+    pub certificate_statuses_verified: u64,
+    /// Signed parts without a stapled response (their CA has no OCSP responder), and stapled
+    /// responses beside no signature: not checked, not failed.
+    pub certificate_statuses_not_checked: u64,
+    /// The OCSP freshness applied, in seconds.
+    pub ocsp_freshness_secs: u64,
+    /// TSA certificates the tokens were checked against: the archive's and the given ones.
+    pub tsa_anchors: u64,
+    /// Whether the archive carries the global configuration and its signature.
+    pub global_configuration: bool,
     /// Entries after the last checkpoint in the archive: chained but not yet time-stamped.
     pub entries_not_timestamped: u64,
     pub last_sequence: Option<u64>,
@@ -199,6 +238,7 @@ fn earlier_end(
     };
     let chain_options = VerifyOptions {
         token_verifier: options.token_verifier,
+        tsa_anchors: options.tsa_anchors.clone(),
         ..Default::default()
     };
     let mut verifier = Verifier::new(&chain_options);
@@ -237,6 +277,12 @@ struct Verifier<'a> {
     options: &'a VerifyOptions<'a>,
     report: VerifyReport,
     anchors: Vec<Certificate>,
+    tsa_anchors: Vec<Certificate>,
+    /// Built from `tsa_anchors` when the first token is checked (all trust frames come first).
+    tsa_trust: Option<TsaTrust>,
+    ocsp_freshness: Duration,
+    /// Trust frames seen: CA anchors, TSA anchors, configuration, signature.
+    trust_frames: (u32, u32, bool, bool),
     next_sequence: u64,
     archive_first: u64,
     previous_hash: Sha256Hash,
@@ -256,6 +302,10 @@ impl<'a> Verifier<'a> {
             options,
             report: VerifyReport::default(),
             anchors: Vec::new(),
+            tsa_anchors: Vec::new(),
+            tsa_trust: None,
+            ocsp_freshness: DEFAULT_OCSP_FRESHNESS,
+            trust_frames: (0, 0, false, false),
             next_sequence: 0,
             archive_first: 0,
             previous_hash: Sha256Hash::ZERO,
@@ -315,6 +365,23 @@ impl<'a> Verifier<'a> {
             ));
         }
         self.report.manifest = Some(manifest.clone());
+        self.ocsp_freshness = self
+            .options
+            .ocsp_freshness
+            .or(manifest.ocsp_freshness_secs.map(Duration::from_secs))
+            .unwrap_or(DEFAULT_OCSP_FRESHNESS);
+        self.report.ocsp_freshness_secs = self.ocsp_freshness.as_secs();
+        for der in &self.options.tsa_anchors {
+            let certificate = Certificate::from_der(der.clone()).map_err(|e| {
+                fail(
+                    None,
+                    None,
+                    FailureKind::Timestamp,
+                    format!("a given TSA certificate does not parse: {e}"),
+                )
+            })?;
+            self.tsa_anchors.push(certificate);
+        }
         for der in &self.options.anchors {
             let certificate = Certificate::from_der(der.clone()).map_err(|e| {
                 fail(
@@ -377,8 +444,48 @@ impl<'a> Verifier<'a> {
                         )
                     })?;
                     self.anchors.push(certificate);
+                    self.trust_frames.0 += 1;
+                }
+                ArchiveFrame::TsaAnchor(der) => {
+                    if seen_entry {
+                        return Err(fail(
+                            Some(self.next_sequence),
+                            None,
+                            FailureKind::Manifest,
+                            "a TSA certificate after the entries began",
+                        ));
+                    }
+                    let certificate = Certificate::from_der(der).map_err(|e| {
+                        fail(
+                            None,
+                            None,
+                            FailureKind::Timestamp,
+                            format!("a TSA certificate in the archive does not parse: {e}"),
+                        )
+                    })?;
+                    self.tsa_anchors.push(certificate);
+                    self.trust_frames.1 += 1;
+                }
+                ArchiveFrame::GlobalConfiguration(_)
+                | ArchiveFrame::GlobalConfigurationSignature(_) => {
+                    let signature = matches!(frame, ArchiveFrame::GlobalConfigurationSignature(_));
+                    let seen = if signature {
+                        &mut self.trust_frames.3
+                    } else {
+                        &mut self.trust_frames.2
+                    };
+                    if seen_entry || *seen {
+                        return Err(fail(
+                            Some(self.next_sequence),
+                            None,
+                            FailureKind::Manifest,
+                            "a second global configuration, or one after the entries began",
+                        ));
+                    }
+                    *seen = true;
                 }
                 ArchiveFrame::SpanPrefix(prefix) => {
+                    self.trust_frames_end(&manifest)?;
                     if let Some(earlier) = &self.earlier {
                         let roots: Vec<Sha256Hash> = earlier
                             .open_span
@@ -425,6 +532,9 @@ impl<'a> Verifier<'a> {
                     }
                 }
                 ArchiveFrame::Entry { hash, content } => {
+                    if !seen_entry {
+                        self.trust_frames_end(&manifest)?;
+                    }
                     seen_entry = true;
                     self.entry(RawEntry { hash, content })?;
                 }
@@ -434,6 +544,9 @@ impl<'a> Verifier<'a> {
                     content_digest,
                     hash,
                 } => {
+                    if !seen_entry {
+                        self.trust_frames_end(&manifest)?;
+                    }
                     seen_entry = true;
                     self.redacted(sequence, previous_hash, content_digest, hash)?;
                 }
@@ -490,6 +603,39 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+    }
+
+    /// Checks, once the trust frames are over, that they are what the manifest announces.
+    fn trust_frames_end(&mut self, manifest: &Manifest) -> Result<(), Failure> {
+        let (anchors, tsa_anchors, conf, signature) = self.trust_frames;
+        let announced = (
+            manifest.anchors,
+            manifest.tsa_anchors,
+            manifest.global_configuration,
+            manifest.global_configuration,
+        );
+        if (anchors, tsa_anchors, conf, signature) != announced {
+            return Err(fail(
+                Some(manifest.first_sequence),
+                None,
+                FailureKind::Manifest,
+                format!(
+                    "the manifest announces {} trust anchors, {} TSA certificates and {} global configuration, but the archive holds {anchors}, {tsa_anchors}, {} configuration and {} signature",
+                    manifest.anchors,
+                    manifest.tsa_anchors,
+                    if manifest.global_configuration {
+                        "a"
+                    } else {
+                        "no"
+                    },
+                    if conf { "a" } else { "no" },
+                    if signature { "a" } else { "no" },
+                ),
+            ));
+        }
+        self.report.global_configuration = conf;
+        self.report.tsa_anchors = self.tsa_anchors.len() as u64;
+        Ok(())
     }
 
     fn accept(&mut self, hash: Sha256Hash) {
@@ -657,9 +803,25 @@ impl<'a> Verifier<'a> {
     }
 
     fn check_token(&mut self, checkpoint: &CheckpointRecord) -> Result<(), String> {
+        let span = |detail: String| {
+            format!(
+                "checkpoint over entries {}..={}: its time-stamp token does not verify: {detail}",
+                checkpoint.first_sequence, checkpoint.last_sequence
+            )
+        };
         match self.options.token_verifier {
             Some(verifier) => {
-                verifier.verify(&checkpoint.token, &checkpoint.root.0)?;
+                verifier
+                    .verify(&checkpoint.token, &checkpoint.root.0)
+                    .map_err(span)?;
+                self.report.tokens_verified += 1;
+            }
+            None if !self.tsa_anchors.is_empty() => {
+                let anchors = &self.tsa_anchors;
+                self.tsa_trust
+                    .get_or_insert_with(|| TsaTrust::new(anchors.clone()))
+                    .verify(&checkpoint.token, &checkpoint.root.0)
+                    .map_err(|error| span(error.to_string()))?;
                 self.report.tokens_verified += 1;
             }
             None => self.report.tokens_not_verified += 1,
@@ -780,9 +942,18 @@ impl<'a> Verifier<'a> {
                 )
             })?;
             self.report.certificate_chains_checked += 1;
-        }
-        if part.certificate_status.is_some() {
+            match &part.certificate_status {
+                Some(response) => {
+                    self.report.certificate_status_responses += 1;
+                    self.certificate_status(response, &signer, &intermediates, signed_at)?;
+                    self.report.certificate_statuses_verified += 1;
+                }
+                None => self.report.certificate_statuses_not_checked += 1,
+            }
+        } else if part.certificate_status.is_some() {
+            // A status beside no signature names no certificate to check it for.
             self.report.certificate_status_responses += 1;
+            self.report.certificate_statuses_not_checked += 1;
         }
         if let Body::Sealed { key_id, sealed } = &part.body {
             match self.options.keys {
@@ -804,6 +975,62 @@ impl<'a> Verifier<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Verifier<'_> {
+    /// Checks a stapled OCSP response for `signer` as the logging server had to, at the time it
+    /// logged the part: issued by the signer's CA (from the chain or the anchors) or a responder
+    /// it delegated, for this certificate, good, and no older than the freshness.
+    fn certificate_status(
+        &self,
+        response: &[u8],
+        signer: &Certificate,
+        intermediates: &[Certificate],
+        logged_at: SystemTime,
+    ) -> Result<(), (FailureKind, String)> {
+        let context = |error: &dyn std::fmt::Display| {
+            format!(
+                "stapled certificate status of {} at {}: {error}",
+                signer.subject(),
+                format_ms(logged_at)
+            )
+        };
+        let candidates = intermediates
+            .iter()
+            .chain(&self.anchors)
+            .filter(|candidate| candidate.subject_der() == signer.issuer_der());
+        for issuer in candidates {
+            match ocsp::verify(response, signer, issuer, logged_at, self.ocsp_freshness) {
+                Ok(_) => return Ok(()),
+                Err(OcspError::WrongIssuer { .. }) => continue,
+                Err(error) => return Err((status_failure_kind(&error), context(&error))),
+            }
+        }
+        Err((
+            FailureKind::CertificateStatusInvalid,
+            context(&format!(
+                "its issuer {} is neither in the signer's chain nor among the trust anchors",
+                signer.issuer()
+            )),
+        ))
+    }
+}
+
+/// The failure kind of each way a stapled response can fail (exhaustive on purpose: a new
+/// [`OcspError`] variant must be given its kind, as it is given a fault code in the servers).
+fn status_failure_kind(error: &OcspError) -> FailureKind {
+    match error {
+        OcspError::Revoked { .. } => FailureKind::CertificateRevoked,
+        OcspError::Unknown { .. } => FailureKind::CertificateStatusUnknown,
+        OcspError::Stale { .. } => FailureKind::CertificateStatusStale,
+        OcspError::NotYetValid { .. }
+        | OcspError::BadResponderSignature { .. }
+        | OcspError::UnauthorizedResponder { .. }
+        | OcspError::CertIdMismatch { .. }
+        | OcspError::WrongIssuer { .. }
+        | OcspError::Malformed { .. }
+        | OcspError::ResponderError { .. } => FailureKind::CertificateStatusInvalid,
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Signer {
     pub(crate) key: SigningKey,
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) anchor: Vec<u8>,
+    /// The development CA that issued the signer (its OCSP responder and TSA make material).
+    pub(crate) ca: DevCa,
     pub(crate) _ca_dir: tempfile::TempDir,
 }
 
@@ -51,6 +53,7 @@ pub(crate) fn signer() -> Signer {
         key: issued.key.unwrap(),
         chain: issued.chain.iter().map(|c| c.der().to_vec()).collect(),
         anchor: ca.root().der().to_vec(),
+        ca,
         _ca_dir: ca_dir,
     }
 }

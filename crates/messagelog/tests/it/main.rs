@@ -10,3 +10,4 @@ mod openssl_recipe;
 mod retention;
 mod scale;
 mod tamper;
+mod trust;
