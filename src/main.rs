@@ -32,25 +32,25 @@ struct Cli {
     reason = "parsed once at startup; boxing buys nothing"
 )]
 enum Command {
-    /// Development certificate authority: create it and issue certificates.
+    /// Start a whole federation on this machine and print what to try.
+    Demo(cli::demo::DemoArgs),
+    /// Call a service through your security server, as an information system would.
+    Call(cli::call::CallArgs),
+    /// Security server: run it, register it and its services with the central server.
     #[command(subcommand)]
-    Pki(cli::pki::PkiCommand),
-    /// Message-log evidence: export, verify and replay archives offline.
-    #[command(subcommand)]
-    Audit(cli::audit::AuditCommand),
-    /// Central server: run it, manage the registry, write the anchor file.
+    Server(cli::server::ServerCommand),
+    /// Central server: run it, manage the registry, approve requests, write the anchor file.
     #[command(subcommand)]
     Central(cli::central::CentralCommand),
     /// Search the federation's service catalog.
     #[command(subcommand)]
     Catalog(cli::catalog::CatalogCommand),
-    /// Security server: run it, register it with the central server.
+    /// Message-log evidence: export, verify and replay archives offline.
     #[command(subcommand)]
-    Server(cli::server::ServerCommand),
-    /// Call a service through your security server, as an information system would.
-    Call(cli::call::CallArgs),
-    /// Start a whole federation on this machine and print what to try.
-    Demo(cli::demo::DemoArgs),
+    Audit(cli::audit::AuditCommand),
+    /// Development CA and trust services: issue and revoke certificates, serve OCSP and a TSA.
+    #[command(subcommand)]
+    Pki(cli::pki::PkiCommand),
     /// Measure the gateway's cost against a direct call and against nginx, in one run.
     Bench(cli::bench::BenchArgs),
 }
