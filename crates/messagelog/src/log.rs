@@ -356,6 +356,12 @@ impl MessageLog {
             .pop()
             .ok_or(LogError::Closed)?
             .wait()?;
+        // The index is written without flushing on the exchange's path; a checkpoint is rare
+        // and off that path, so it persists what the index holds so far (a failure only means
+        // more to rebuild on the next open).
+        if let Err(error) = self.inner.db.flush() {
+            tracing::warn!(%error, "cannot flush the message-log index");
+        }
         Ok(Some(CheckpointSummary {
             first_sequence: first,
             last_sequence: last,
@@ -572,27 +578,27 @@ impl Inner {
         location: (u64, u64),
         keys: &IndexKeys,
     ) -> Result<(), LogError> {
-        batches.sequence.insert(
-            &sequence.to_be_bytes(),
-            &location_value(location.0, location.1),
-        );
+        batches.sequence.push((
+            sequence.to_be_bytes().to_vec(),
+            location_value(location.0, location.1).to_vec(),
+        ));
         batches
             .time
-            .insert(keyed(&keys.time_ms.to_be_bytes(), sequence), &[]);
+            .push((keyed(&keys.time_ms.to_be_bytes(), sequence), Vec::new()));
         if let Some(message_id) = &keys.message_id {
             batches
                 .message
-                .insert(keyed(message_id.as_bytes(), sequence), &[]);
+                .push((keyed(message_id.as_bytes(), sequence), Vec::new()));
         }
         if let Some(client) = &keys.client {
             batches
                 .client
-                .insert(keyed(client.as_bytes(), sequence), &[]);
+                .push((keyed(client.as_bytes(), sequence), Vec::new()));
         }
         if let Some(service) = &keys.service {
             batches
                 .service
-                .insert(keyed(service.as_bytes(), sequence), &[]);
+                .push((keyed(service.as_bytes(), sequence), Vec::new()));
         }
         if let Some(checkpoint) = &keys.checkpoint {
             let summary = CheckpointSummary {
@@ -605,7 +611,7 @@ impl Inner {
             let value = serde_json::to_vec(&summary).map_err(|e| self.index_error(e))?;
             batches
                 .checkpoint
-                .insert(&checkpoint.last_sequence.to_be_bytes(), value);
+                .push((checkpoint.last_sequence.to_be_bytes().to_vec(), value));
         }
         let meta = batches.segments.entry(location.0).or_insert(SegmentMeta {
             last_sequence: sequence,
@@ -616,17 +622,25 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes the index entries with plain inserts. `sled::Tree::apply_batch` seals sled's write
+    /// buffer and writes it out on every call (six writes per group commit, on the exchange's
+    /// path); the index is a cache of the segments, rebuilt on open from the last indexed
+    /// sequence, so it needs neither atomic batches nor a flush per group commit: sled flushes in
+    /// the background, on checkpoint and on close.
     fn apply(&self, batches: IndexBatches) -> Result<Option<CheckpointSummary>, LogError> {
         let trees = &self.trees;
         let map = |e: sled::Error| self.index_error(e);
-        trees.time.apply_batch(batches.time).map_err(map)?;
-        trees.message.apply_batch(batches.message).map_err(map)?;
-        trees.client.apply_batch(batches.client).map_err(map)?;
-        trees.service.apply_batch(batches.service).map_err(map)?;
-        trees
-            .checkpoint
-            .apply_batch(batches.checkpoint)
-            .map_err(map)?;
+        let insert_all = |tree: &sled::Tree, entries: Vec<(Vec<u8>, Vec<u8>)>| {
+            entries
+                .into_iter()
+                .try_for_each(|(key, value)| tree.insert(key, value).map(|_| ()))
+        };
+        insert_all(&trees.time, batches.time).map_err(map)?;
+        insert_all(&trees.message, batches.message).map_err(map)?;
+        insert_all(&trees.client, batches.client).map_err(map)?;
+        insert_all(&trees.service, batches.service).map_err(map)?;
+        let new_checkpoint = batches.checkpoint.last().map(|(_, value)| value.clone());
+        insert_all(&trees.checkpoint, batches.checkpoint).map_err(map)?;
         for (first, meta) in batches.segments {
             let merged = match self.segment_meta(first)? {
                 Some(old) => SegmentMeta {
@@ -641,9 +655,16 @@ impl Inner {
                 .insert(first.to_be_bytes(), value)
                 .map_err(map)?;
         }
-        // Last, so that an indexed sequence implies its other index entries exist.
-        trees.sequence.apply_batch(batches.sequence).map_err(map)?;
-        self.last_checkpoint()
+        // Last, so that an indexed sequence implies its other index entries exist (sled replays
+        // its log in order after a crash).
+        insert_all(&trees.sequence, batches.sequence).map_err(map)?;
+        match new_checkpoint {
+            // Checkpoint keys are increasing, so the one just inserted is the last one.
+            Some(value) => serde_json::from_slice(&value)
+                .map(Some)
+                .map_err(|e| self.index_error(e)),
+            None => self.last_checkpoint(),
+        }
     }
 
     /// Drops index entries past the tail and re-indexes entries the index does not know yet.
@@ -720,12 +741,12 @@ impl Inner {
 
 #[derive(Default)]
 struct IndexBatches {
-    sequence: sled::Batch,
-    message: sled::Batch,
-    time: sled::Batch,
-    client: sled::Batch,
-    service: sled::Batch,
-    checkpoint: sled::Batch,
+    sequence: Vec<(Vec<u8>, Vec<u8>)>,
+    message: Vec<(Vec<u8>, Vec<u8>)>,
+    time: Vec<(Vec<u8>, Vec<u8>)>,
+    client: Vec<(Vec<u8>, Vec<u8>)>,
+    service: Vec<(Vec<u8>, Vec<u8>)>,
+    checkpoint: Vec<(Vec<u8>, Vec<u8>)>,
     segments: std::collections::BTreeMap<u64, SegmentMeta>,
 }
 

@@ -9,7 +9,7 @@
 //! Verifying: a verified (root, signer certificate, configuration serial) is remembered, so the
 //! other messages of a batch only need their inclusion proof checked.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -141,10 +141,24 @@ pub enum SignatureProblem {
 /// The remembered keys, and their insertion order for eviction.
 type RootEntries = (HashSet<[u8; 32]>, VecDeque<[u8; 32]>);
 
-/// Remembers verified batch roots (bounded, oldest forgotten first).
+/// A signer chain that validated under one configuration: its parsed leaf and the window in
+/// which every certificate of the validated path is valid.
+#[derive(Clone)]
+struct ValidChain {
+    leaf: Certificate,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+/// The remembered chains, and their insertion order for eviction.
+type ChainEntries = (HashMap<[u8; 32], ValidChain>, VecDeque<[u8; 32]>);
+
+/// Remembers verified batch roots and validated signer chains (bounded, oldest forgotten
+/// first).
 pub struct RootCache {
     capacity: usize,
     entries: Mutex<RootEntries>,
+    chains: Mutex<ChainEntries>,
 }
 
 impl RootCache {
@@ -152,6 +166,7 @@ impl RootCache {
         Self {
             capacity: capacity.max(1),
             entries: Mutex::new((HashSet::new(), VecDeque::new())),
+            chains: Mutex::new((HashMap::new(), VecDeque::new())),
         }
     }
 
@@ -176,6 +191,88 @@ impl RootCache {
         }
     }
 
+    fn chain(&self, key: &[u8; 32]) -> Option<ValidChain> {
+        self.chains
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .get(key)
+            .cloned()
+    }
+
+    fn insert_chain(&self, key: [u8; 32], chain: ValidChain) {
+        let mut guard = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, order) = &mut *guard;
+        if map.insert(key, chain).is_none() {
+            order.push_back(key);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The signer chain of `envelope`, validated for signing under `conf` at `now`. A chain that
+    /// validated before under the same configuration serial is not parsed or validated again:
+    /// only `now` is checked against the validity window of its path (a new configuration, e.g.
+    /// with a CA withdrawn, has a new serial and so validates afresh).
+    fn signer_chain(
+        &self,
+        conf: &GlobalConf,
+        envelope: &SignatureEnvelope,
+        now: SystemTime,
+    ) -> Result<ValidChain, SignatureProblem> {
+        let Some(leaf_der) = envelope.signer_chain.first() else {
+            return Err(SignatureProblem::Certificate(
+                "no signer certificate".to_owned(),
+            ));
+        };
+        let key = {
+            let mut hasher = passerelle_pki::digest::Sha256::new();
+            hasher.update(&conf.serial.to_be_bytes());
+            for der in &envelope.signer_chain {
+                hasher.update(&(der.len() as u64).to_be_bytes()).update(der);
+            }
+            hasher.finish()
+        };
+        if let Some(chain) = self.chain(&key) {
+            if chain.not_before <= now && now <= chain.not_after {
+                return Ok(chain);
+            }
+            return Err(SignatureProblem::Certificate(format!(
+                "the signing certificate chain of {} is not valid at this time",
+                chain.leaf.subject()
+            )));
+        }
+        let leaf = Certificate::from_der(leaf_der.clone())
+            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
+        let mut pool: Vec<Certificate> = envelope
+            .signer_chain
+            .iter()
+            .skip(1)
+            .filter_map(|der| Certificate::from_der(der.clone()).ok())
+            .collect();
+        pool.extend(conf.ca_intermediates());
+        let path = validate_chain(&leaf, &pool, &conf.ca_roots(), now, Purpose::Signing)
+            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
+        let chain = ValidChain {
+            not_before: path
+                .iter()
+                .map(Certificate::not_before)
+                .max()
+                .unwrap_or_else(|| leaf.not_before()),
+            not_after: path
+                .iter()
+                .map(Certificate::not_after)
+                .min()
+                .unwrap_or_else(|| leaf.not_after()),
+            leaf,
+        };
+        self.insert_chain(key, chain.clone());
+        Ok(chain)
+    }
+
     /// Verifies that `signing_input` was signed by `member` under `conf` at `now`: the signer
     /// chain, the inclusion proof, then the root signature (skipped when the same root, signer
     /// and configuration were verified before).
@@ -187,46 +284,37 @@ impl RootCache {
         envelope: &SignatureEnvelope,
         now: SystemTime,
     ) -> Result<(), SignatureProblem> {
-        let Some(leaf_der) = envelope.signer_chain.first() else {
+        if envelope.signer_chain.is_empty() {
             return Err(SignatureProblem::Certificate(
                 "no signer certificate".to_owned(),
             ));
-        };
-        let cache_key = {
-            let mut hasher = passerelle_pki::digest::Sha256::new();
-            hasher
-                .update(&envelope.batch_root)
-                .update(leaf_der)
-                .update(&conf.serial.to_be_bytes());
-            hasher.update(envelope.algorithm.as_str().as_bytes());
-            hasher.finish()
-        };
+        }
         envelope
             .proof
             .verify(&leaf_hash(signing_input), &envelope.batch_root)
             .map_err(|error| SignatureProblem::Signature(format!("inclusion proof: {error}")))?;
-        let leaf = Certificate::from_der(leaf_der.clone())
-            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
+        let chain = self.signer_chain(conf, envelope, now)?;
+        let leaf = &chain.leaf;
         if leaf.member_id().as_ref() != Some(member) {
             return Err(SignatureProblem::Certificate(format!(
                 "the signing certificate {} is not a certificate of member {member}",
                 leaf.subject()
             )));
         }
-        // A cached root skips the chain and signature checks, not the signer's identity or the
-        // signer certificate's validity at `now` (checked above and here).
-        if self.contains(&cache_key) && leaf.not_before() <= now && now <= leaf.not_after() {
+        let cache_key = {
+            let mut hasher = passerelle_pki::digest::Sha256::new();
+            hasher
+                .update(&envelope.batch_root)
+                .update(leaf.der())
+                .update(&conf.serial.to_be_bytes());
+            hasher.update(envelope.algorithm.as_str().as_bytes());
+            hasher.finish()
+        };
+        // A cached root skips the signature check, not the signer's identity or the chain's
+        // validity at `now` (both checked above).
+        if self.contains(&cache_key) {
             return Ok(());
         }
-        let mut pool: Vec<Certificate> = envelope
-            .signer_chain
-            .iter()
-            .skip(1)
-            .filter_map(|der| Certificate::from_der(der.clone()).ok())
-            .collect();
-        pool.extend(conf.ca_intermediates());
-        validate_chain(&leaf, &pool, &conf.ca_roots(), now, Purpose::Signing)
-            .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
         leaf.verify_signature(
             envelope.algorithm,
             &envelope.batch_root,
