@@ -446,6 +446,11 @@ fn print_report(report: &passerelle_messagelog::VerifyReport) -> std::io::Result
         report.certificate_statuses_not_checked
     );
     say!(
+        "  peer TLS auth  {} stapled statuses verified; {} records without one (not checked)",
+        report.peer_authentication_statuses_verified,
+        report.peer_authentication_statuses_not_checked
+    );
+    say!(
         "  global conf    {}",
         if report.global_configuration {
             "embedded (check it with `passerelle audit trust --globalconf-anchor`)"

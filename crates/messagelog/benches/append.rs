@@ -51,6 +51,7 @@ fn record(index: u64) -> ExchangeRecord {
         fault_code: None,
         request: part("request"),
         response: part("response"),
+        peer_authentication: None,
     }
 }
 

@@ -42,8 +42,8 @@ pub use hash::Sha256Hash;
 pub use keys::KeyRing;
 pub use log::{Durability, LogHealth, LogOptions, MessageLog};
 pub use record::{
-    BatchEvidence, Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart, Side,
-    SignatureEvidence,
+    BatchEvidence, Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart,
+    PeerAuthentication, Side, SignatureEvidence,
 };
 pub use replay::{
     ArchiveTrust, ExtractedFiles, TimelineRow, archive_trust, describe_exchange, extract_exchange,

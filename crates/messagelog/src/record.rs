@@ -57,6 +57,10 @@ pub struct ExchangeRecord {
     pub fault_code: Option<String>,
     pub request: MessagePart,
     pub response: MessagePart,
+    /// How the other security server authenticated itself on the TLS connection of the
+    /// exchange. Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_authentication: Option<PeerAuthentication>,
 }
 
 impl ExchangeRecord {
@@ -84,6 +88,19 @@ pub struct MessagePart {
     /// Size of the plaintext body in bytes.
     pub body_size: u64,
     pub body: Body,
+}
+
+/// The other security server's authentication evidence: its TLS certificate and the OCSP
+/// response it stapled for it (`X-Passerelle-Auth-Certificate-Status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAuthentication {
+    /// The peer's TLS certificate first, then any intermediates it presented, each DER.
+    #[serde(with = "base64_bytes::list")]
+    pub certificate_chain: Vec<Vec<u8>>,
+    /// The stapled certificate-status response (OCSP response DER), when one was stapled.
+    #[serde(with = "base64_bytes::option", default)]
+    pub certificate_status: Option<Vec<u8>>,
 }
 
 /// A signature and what is needed to check it offline.

@@ -20,7 +20,9 @@ use crate::checkpoint::TokenVerifier;
 use crate::error::LogError;
 use crate::hash::Sha256Hash;
 use crate::keys::KeyRing;
-use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
+use crate::record::{
+    Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart, PeerAuthentication,
+};
 use crate::segment::RawEntry;
 
 /// The OCSP freshness applied to stapled responses when neither the archive's manifest (archives
@@ -157,6 +159,12 @@ pub struct VerifyReport {
     /// Signed parts without a stapled response (their CA has no OCSP responder), and stapled
     /// responses beside no signature: not checked, not failed.
     pub certificate_statuses_not_checked: u64,
+    /// Records carrying the peer's authentication certificate with a stapled status verified like
+    /// a signing certificate's, at the time the request was received.
+    pub peer_authentication_statuses_verified: u64,
+    /// Records whose peer authentication certificate or stapled status is absent (written before
+    /// it was kept, or the peer's CA has no OCSP responder): not checked, not failed.
+    pub peer_authentication_statuses_not_checked: u64,
     /// The OCSP freshness applied, in seconds.
     pub ocsp_freshness_secs: u64,
     /// TSA certificates the tokens were checked against: the archive's and the given ones.
@@ -863,6 +871,44 @@ impl<'a> Verifier<'a> {
             self.part(record, name, part, signed_at)
                 .map_err(|(kind, detail)| (kind, format!("{name}: {detail}")))?;
         }
+        self.peer_authentication(record)
+            .map_err(|(kind, detail)| (kind, format!("peer authentication: {detail}")))
+    }
+
+    /// Checks the peer's stapled authentication-certificate status as the logging server had to
+    /// when it received the request.
+    fn peer_authentication(
+        &mut self,
+        record: &ExchangeRecord,
+    ) -> Result<(), (FailureKind, String)> {
+        let Some(PeerAuthentication {
+            certificate_chain,
+            certificate_status: Some(response),
+        }) = &record.peer_authentication
+        else {
+            self.report.peer_authentication_statuses_not_checked += 1;
+            return Ok(());
+        };
+        let parse = |der: &Vec<u8>| {
+            Certificate::from_der(der.clone()).map_err(|e| {
+                (
+                    FailureKind::CertificateStatusInvalid,
+                    format!("peer certificate does not parse: {e}"),
+                )
+            })
+        };
+        let (leaf_der, intermediates_der) = certificate_chain.split_first().ok_or((
+            FailureKind::CertificateStatusInvalid,
+            "a stapled status with no peer certificate".to_owned(),
+        ))?;
+        let leaf = parse(leaf_der)?;
+        let intermediates = intermediates_der
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let received_at = UNIX_EPOCH + Duration::from_millis(record.request_received_at_ms);
+        self.certificate_status(response, &leaf, &intermediates, received_at)?;
+        self.report.peer_authentication_statuses_verified += 1;
         Ok(())
     }
 

@@ -424,6 +424,8 @@ async fn consume(
             keep_body,
             certificate_status: response_signer_status,
         },
+        &provider_certificate,
+        provider_auth_status,
     );
     shared.log.append(entry).await.map_err(|reason| {
         Fault::hidden(

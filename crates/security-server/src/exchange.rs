@@ -5,7 +5,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    BatchEvidence, Body, ExchangeRecord, MessagePart, Sha256Hash, Side, SignatureEvidence,
+    BatchEvidence, Body, ExchangeRecord, MessagePart, PeerAuthentication, Sha256Hash, Side,
+    SignatureEvidence,
 };
 use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers;
@@ -96,7 +97,8 @@ impl SignedPart<'_> {
     }
 }
 
-/// The record of a completed exchange.
+/// The record of a completed exchange. `peer_certificate` is the other server's TLS certificate
+/// (DER) and `peer_auth_status` the OCSP response it stapled for it.
 #[allow(
     clippy::too_many_arguments,
     reason = "a flat constructor of a flat record"
@@ -111,6 +113,8 @@ pub(crate) fn record(
     status: u16,
     request: SignedPart<'_>,
     response: SignedPart<'_>,
+    peer_certificate: &[u8],
+    peer_auth_status: Option<Vec<u8>>,
 ) -> ExchangeRecord {
     ExchangeRecord {
         side,
@@ -127,5 +131,9 @@ pub(crate) fn record(
         fault_code: None,
         request: request.into_part(),
         response: response.into_part(),
+        peer_authentication: Some(PeerAuthentication {
+            certificate_chain: vec![peer_certificate.to_vec()],
+            certificate_status: peer_auth_status,
+        }),
     }
 }

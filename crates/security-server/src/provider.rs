@@ -377,6 +377,8 @@ async fn provide(
             keep_body,
             certificate_status: own_signer_status.as_ref().map(|der| der.to_vec()),
         },
+        peer_leaf,
+        client_auth_status,
     );
     shared.log.append(entry).await.map_err(|reason| {
         Fault::hidden(

@@ -133,6 +133,7 @@ pub(crate) fn record(index: u64, signer: Option<&Signer>, metadata_only: bool) -
             metadata_only,
         ),
         message_id,
+        peer_authentication: None,
     }
 }
 

@@ -7,8 +7,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_messagelog::{
-    ArchiveFrame, ExchangeRecord, ExportOptions, FailureKind, SignedConfiguration, Timestamper,
-    VerifyOptions, VerifyReport, archive_trust, crc32c, export_log, verify_archive,
+    ArchiveFrame, ExchangeRecord, ExportOptions, FailureKind, PeerAuthentication,
+    SignedConfiguration, Timestamper, VerifyOptions, VerifyReport, archive_trust, crc32c,
+    export_log, verify_archive,
 };
 use passerelle_pki::devca::{
     self, Credential, DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity,
@@ -106,6 +107,9 @@ struct Build<'a> {
     tsa: DevTsa<'a>,
     /// The stapled status of entry 3's response (good when `None`).
     status_of_entry_3: Option<Vec<u8>>,
+    /// The peer authentication status of every exchange (none when `None`), and of entry 3's
+    /// in place of it when given.
+    peer_status: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// TSA certificates embedded in the archive.
     tsa_anchors: Vec<Vec<u8>>,
 }
@@ -123,6 +127,16 @@ fn build(signer: &Signer, build: Build<'_>) -> (tempfile::TempDir, PathBuf) {
             (3, Some(status)) => Some(status.clone()),
             _ => Some(good),
         };
+        exchange.peer_authentication = build.peer_status.as_ref().map(|(every, of_3)| {
+            PeerAuthentication {
+                // The signer's certificate stands in for the peer's TLS certificate.
+                certificate_chain: signer.chain.clone(),
+                certificate_status: Some(match (index, of_3) {
+                    (3, Some(status)) => status.clone(),
+                    _ => every.clone(),
+                }),
+            }
+        });
         exchange
     };
     for index in 0..4 {
@@ -162,6 +176,7 @@ fn honest(signer: &Signer) -> Build<'_> {
             stamp: Stamp::Honest,
         },
         status_of_entry_3: None,
+        peer_status: None,
         tsa_anchors: vec![signer.ca.tsa().certificate.der().to_vec()],
     }
 }
@@ -513,4 +528,56 @@ fn the_embedded_global_configuration_checks_with_openssl() {
         "globalconf.json",
     ]);
     assert!(verified.contains("Verified OK"), "{verified}");
+}
+
+#[test]
+fn the_peers_stapled_authentication_status_is_verified_and_a_revoked_one_fails_naming_the_record() {
+    let signer = signer();
+    let now = SystemTime::now();
+    let mut with_peers = honest(&signer);
+    with_peers.peer_status = Some((good_status(&signer, now), None));
+    let (_dir, archive) = build(&signer, with_peers);
+    let report = verify(&archive, &VerifyOptions::default());
+    assert_eq!(report.failure, None);
+    assert_eq!(report.peer_authentication_statuses_verified, 5);
+    assert_eq!(report.peer_authentication_statuses_not_checked, 0);
+    assert_eq!(report.certificate_statuses_verified, 9);
+
+    // Records without the peer's evidence are counted, not failed.
+    let (_dir, archive) = build(&signer, honest(&signer));
+    let report = verify(&archive, &VerifyOptions::default());
+    assert_eq!(report.failure, None);
+    assert_eq!(report.peer_authentication_statuses_verified, 0);
+    assert_eq!(report.peer_authentication_statuses_not_checked, 5);
+
+    let mut revoked_index = index(&signer.ca);
+    revoked_index
+        .revoke(
+            &leaf(&signer).serial_hex(),
+            RevocationReason::KeyCompromise,
+            now - Duration::from_secs(60),
+        )
+        .unwrap();
+    let revoked = status_of(
+        &signer,
+        &leaf(&signer),
+        &revoked_index,
+        signer.ca.ocsp(),
+        now,
+    );
+    let mut with_revoked = honest(&signer);
+    with_revoked.peer_status = Some((good_status(&signer, now), Some(revoked)));
+    let (_dir, archive) = build(&signer, with_revoked);
+    let report = verify(&archive, &VerifyOptions::default());
+    let failure = report.failure.unwrap();
+    assert_eq!(failure.kind, FailureKind::CertificateRevoked, "{failure}");
+    assert_eq!(failure.sequence, Some(3), "{failure}");
+    assert_eq!(failure.message_id.as_deref(), Some("msg-3"));
+    assert!(
+        failure
+            .detail
+            .starts_with("peer authentication: stapled certificate status of"),
+        "{failure}"
+    );
+    assert_eq!(report.peer_authentication_statuses_verified, 3);
 }

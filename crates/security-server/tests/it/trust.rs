@@ -151,6 +151,27 @@ async fn stapled_statuses_travel_both_ways_are_checked_and_logged() {
             assert!(der.len() > 100);
         }
     }
+    // Each side keeps the other server's TLS certificate and the status it stapled for it.
+    let issuer = &federation.ca.intermediate().certificate;
+    for (log, peer_auth) in [
+        (&federation.health_log, &federation.education_auth),
+        (&federation.education_log, &federation.health_auth),
+    ] {
+        let record = log.records().pop().unwrap();
+        let peer = record
+            .peer_authentication
+            .expect("peer authentication logged");
+        assert_eq!(peer.certificate_chain, [peer_auth.chain[0].der().to_vec()]);
+        let status = peer.certificate_status.expect("peer auth status logged");
+        ocsp::verify(
+            &status,
+            &peer_auth.chain[0],
+            issuer,
+            SystemTime::now(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    }
     let (healthy, report) = federation.health.health();
     assert!(healthy, "{report}");
     assert_eq!(statuses(&report), ["good", "good"], "{report}");
