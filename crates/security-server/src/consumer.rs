@@ -16,8 +16,7 @@ use passerelle_ids::{FaultCode, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
 use passerelle_protocol::envelope::{
-    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, read_certificate_status,
-    write_certificate_status,
+    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, write_certificate_status,
 };
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
@@ -366,31 +365,14 @@ async fn consume(
             }
         })?;
     // The provider's certificate status, before anything is answered.
-    let stapled = |name: &'static str| {
-        read_certificate_status(&response_parts.headers, name).map_err(|error| {
-            Fault::new(
-                FaultCode::ClientProxyInvalidCertificateStatus,
-                format!("certificate status: {error}"),
-            )
-        })
-    };
-    let response_signer_status = stapled(SIGNER_CERTIFICATE_STATUS)?;
-    let provider_auth_status = stapled(AUTH_CERTIFICATE_STATUS)?;
-    if let Some(leaf) = response_envelope.signer_chain.first() {
-        shared
-            .status_verifier
-            .check(&conf, leaf, response_signer_status.as_deref(), now)
-            .map_err(|problem| problem.fault(Verifier::Consumer, "provider's signing"))?;
-    }
-    shared
-        .status_verifier
-        .check(
-            &conf,
-            &provider_certificate,
-            provider_auth_status.as_deref(),
-            now,
-        )
-        .map_err(|problem| problem.fault(Verifier::Consumer, "provider's authentication"))?;
+    let staples = shared.status_verifier.check_peer_staples(
+        &conf,
+        &response_parts.headers,
+        response_envelope.signer_chain.first().map(Vec::as_slice),
+        &provider_certificate,
+        Verifier::Consumer,
+        now,
+    )?;
 
     let keep_body = shared.log.seals_bodies();
     let sent = shared.clock.now();
@@ -422,10 +404,10 @@ async fn consume(
             envelope: &response_envelope,
             body: &response_body,
             keep_body,
-            certificate_status: response_signer_status,
+            certificate_status: staples.signer,
         },
         &provider_certificate,
-        provider_auth_status,
+        staples.auth,
     );
     shared.log.append(entry).await.map_err(|reason| {
         Fault::hidden(

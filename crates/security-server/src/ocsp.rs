@@ -127,6 +127,31 @@ pub(crate) fn approved_issuer<'a>(
     })
 }
 
+/// The two responses a peer staples: its signer's beside the signature, its server's for the
+/// TLS connection. Kept in the log as evidence once checked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerStaples {
+    pub(crate) signer: Option<Vec<u8>>,
+    pub(crate) auth: Option<Vec<u8>>,
+}
+
+impl Verifier {
+    /// Whose staples this side checks, for messages.
+    fn peer(self) -> &'static str {
+        match self {
+            Verifier::Consumer => "provider's",
+            Verifier::Provider => "client's",
+        }
+    }
+
+    fn invalid_status(self) -> FaultCode {
+        match self {
+            Verifier::Consumer => FaultCode::ClientProxyInvalidCertificateStatus,
+            Verifier::Provider => FaultCode::ServerProxyInvalidCertificateStatus,
+        }
+    }
+}
+
 // ---- verifying peers' staples ------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -146,6 +171,40 @@ pub(crate) struct StatusVerifier {
 const VERIFIER_CACHE_LIMIT: usize = 10_000;
 
 impl StatusVerifier {
+    /// Reads the peer's two stapled responses from `headers` and checks both: the signer's
+    /// (`signer_leaf`, when the message is signed) and the TLS peer's (`peer_leaf`). Runs before
+    /// a backend sees the request (provider) or the caller sees the answer (consumer).
+    pub(crate) fn check_peer_staples(
+        &self,
+        conf: &GlobalConf,
+        headers: &http::HeaderMap,
+        signer_leaf: Option<&[u8]>,
+        peer_leaf: &[u8],
+        verifier: Verifier,
+        now: SystemTime,
+    ) -> Result<PeerStaples, Fault> {
+        let stapled = |name: &'static str| {
+            passerelle_protocol::envelope::read_certificate_status(headers, name).map_err(|error| {
+                Fault::new(
+                    verifier.invalid_status(),
+                    format!("certificate status: {error}"),
+                )
+            })
+        };
+        let staples = PeerStaples {
+            signer: stapled(passerelle_protocol::envelope::SIGNER_CERTIFICATE_STATUS)?,
+            auth: stapled(passerelle_protocol::envelope::AUTH_CERTIFICATE_STATUS)?,
+        };
+        let peer = verifier.peer();
+        if let Some(leaf) = signer_leaf {
+            self.check(conf, leaf, staples.signer.as_deref(), now)
+                .map_err(|problem| problem.fault(verifier, &format!("{peer} signing")))?;
+        }
+        self.check(conf, peer_leaf, staples.auth.as_deref(), now)
+            .map_err(|problem| problem.fault(verifier, &format!("{peer} authentication")))?;
+        Ok(staples)
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             cache: Mutex::new(HashMap::new()),

@@ -16,8 +16,7 @@ use passerelle_ids::{FaultCode, ServiceId, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
 use passerelle_protocol::envelope::{
-    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, read_certificate_status,
-    write_certificate_status,
+    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, write_certificate_status,
 };
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::path::CanonicalPath;
@@ -216,26 +215,14 @@ async fn provide(
         })?;
     // 4b. The client's certificate status: its signing certificate's stapled beside the
     // signature, its server's authentication certificate's for the TLS connection.
-    let stapled = |name: &'static str| {
-        read_certificate_status(&parts.headers, name).map_err(|error| {
-            Fault::new(
-                FaultCode::ServerProxyInvalidCertificateStatus,
-                format!("certificate status: {error}"),
-            )
-        })
-    };
-    let client_signer_status = stapled(SIGNER_CERTIFICATE_STATUS)?;
-    let client_auth_status = stapled(AUTH_CERTIFICATE_STATUS)?;
-    if let Some(leaf) = envelope.signer_chain.first() {
-        shared
-            .status_verifier
-            .check(&conf, leaf, client_signer_status.as_deref(), now)
-            .map_err(|problem| problem.fault(Verifier::Provider, "client's signing"))?;
-    }
-    shared
-        .status_verifier
-        .check(&conf, peer_leaf, client_auth_status.as_deref(), now)
-        .map_err(|problem| problem.fault(Verifier::Provider, "client's authentication"))?;
+    let staples = shared.status_verifier.check_peer_staples(
+        &conf,
+        &parts.headers,
+        envelope.signer_chain.first().map(Vec::as_slice),
+        peer_leaf,
+        Verifier::Provider,
+        now,
+    )?;
     // 5. Freshness.
     if !envelope
         .signing_time
@@ -368,7 +355,7 @@ async fn provide(
             envelope: &envelope,
             body: &body,
             keep_body,
-            certificate_status: client_signer_status,
+            certificate_status: staples.signer,
         },
         SignedPart {
             signing_input: response_bytes,
@@ -378,7 +365,7 @@ async fn provide(
             certificate_status: own_signer_status.as_ref().map(|der| der.to_vec()),
         },
         peer_leaf,
-        client_auth_status,
+        staples.auth,
     );
     shared.log.append(entry).await.map_err(|reason| {
         Fault::hidden(
