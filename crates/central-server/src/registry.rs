@@ -192,6 +192,29 @@ impl Registry {
         Ok(out)
     }
 
+    /// Stores a new record under `key` in `tree`, refusing with a conflict ("`what` already
+    /// exists") when the key is taken, and records `action` in the audit trail. The caller holds
+    /// the registry lock.
+    fn insert_new<T: Serialize>(
+        &self,
+        record: NewRecord<'_, T>,
+        actor: &str,
+        now: SystemTime,
+    ) -> Change<()> {
+        if self
+            .tree(record.tree)?
+            .contains_key(record.key.as_bytes())?
+        {
+            return Ok(Err(Refusal::Conflict(format!(
+                "{} already exists",
+                record.what
+            ))));
+        }
+        self.put(record.tree, record.key.as_bytes(), record.value)?;
+        self.audit(now, actor, record.action, record.key, record.detail)?;
+        Ok(Ok(()))
+    }
+
     fn audit(
         &self,
         now: SystemTime,
@@ -241,24 +264,15 @@ impl Registry {
             }));
         }
         let _guard = self.lock();
-        if self
-            .get::<MemberClass>("member_classes", &class.code)?
-            .is_some()
-        {
-            return Ok(Err(Refusal::Conflict(format!(
-                "member class {} already exists",
-                class.code
-            ))));
-        }
-        self.put("member_classes", class.code.as_bytes(), &class)?;
-        self.audit(
-            now,
-            actor,
-            "member-class.add",
-            &class.code,
-            serde_json::json!({"description": class.description}),
-        )?;
-        Ok(Ok(()))
+        let record = NewRecord {
+            tree: "member_classes",
+            key: &class.code,
+            value: &class,
+            what: format!("member class {}", class.code),
+            action: "member-class.add",
+            detail: serde_json::json!({"description": class.description}),
+        };
+        self.insert_new(record, actor, now)
     }
 
     pub fn add_member(
@@ -282,25 +296,21 @@ impl Registry {
             }));
         }
         let key = id.to_string();
-        if self.get::<Member>("members", &key)?.is_some() {
-            return Ok(Err(Refusal::Conflict(format!(
-                "member {id} already exists"
-            ))));
-        }
+        let detail = serde_json::json!({"name": name});
         let member = Member {
             id,
             name,
             subsystems: Vec::new(),
         };
-        self.put("members", key.as_bytes(), &member)?;
-        self.audit(
-            now,
-            actor,
-            "member.add",
-            &key,
-            serde_json::json!({"name": member.name}),
-        )?;
-        Ok(Ok(()))
+        let record = NewRecord {
+            tree: "members",
+            key: &key,
+            value: &member,
+            what: format!("member {key}"),
+            action: "member.add",
+            detail,
+        };
+        self.insert_new(record, actor, now)
     }
 
     pub fn add_subsystem(&self, id: SubsystemId, actor: &str, now: SystemTime) -> Change<()> {
@@ -348,25 +358,21 @@ impl Registry {
         }
         let _guard = self.lock();
         let key = id.to_string();
-        if self.get::<GlobalGroup>("groups", &key)?.is_some() {
-            return Ok(Err(Refusal::Conflict(format!(
-                "global group {id} already exists"
-            ))));
-        }
+        let detail = serde_json::json!({"description": description});
         let group = GlobalGroup {
             id,
             description,
             members: Vec::new(),
         };
-        self.put("groups", key.as_bytes(), &group)?;
-        self.audit(
-            now,
-            actor,
-            "global-group.add",
-            &key,
-            serde_json::json!({"description": group.description}),
-        )?;
-        Ok(Ok(()))
+        let record = NewRecord {
+            tree: "groups",
+            key: &key,
+            value: &group,
+            what: format!("global group {key}"),
+            action: "global-group.add",
+            detail,
+        };
+        self.insert_new(record, actor, now)
     }
 
     pub fn add_global_group_member(
@@ -435,21 +441,15 @@ impl Registry {
             }
         }
         let _guard = self.lock();
-        if self.get::<ApprovedCa>("cas", &ca.name)?.is_some() {
-            return Ok(Err(Refusal::Conflict(format!(
-                "ca {:?} already exists",
-                ca.name
-            ))));
-        }
-        self.put("cas", ca.name.as_bytes(), &ca)?;
-        self.audit(
-            now,
-            actor,
-            "ca.add",
-            &ca.name,
-            serde_json::json!({"ocsp_responders": ca.ocsp_responders}),
-        )?;
-        Ok(Ok(()))
+        let record = NewRecord {
+            tree: "cas",
+            key: &ca.name,
+            value: &ca,
+            what: format!("ca {:?}", ca.name),
+            action: "ca.add",
+            detail: serde_json::json!({"ocsp_responders": ca.ocsp_responders}),
+        };
+        self.insert_new(record, actor, now)
     }
 
     pub fn add_tsa(&self, tsa: ApprovedTsa, actor: &str, now: SystemTime) -> Change<()> {
@@ -466,21 +466,15 @@ impl Registry {
             }));
         }
         let _guard = self.lock();
-        if self.get::<ApprovedTsa>("tsas", &tsa.name)?.is_some() {
-            return Ok(Err(Refusal::Conflict(format!(
-                "tsa {:?} already exists",
-                tsa.name
-            ))));
-        }
-        self.put("tsas", tsa.name.as_bytes(), &tsa)?;
-        self.audit(
-            now,
-            actor,
-            "tsa.add",
-            &tsa.name,
-            serde_json::json!({"url": tsa.url}),
-        )?;
-        Ok(Ok(()))
+        let record = NewRecord {
+            tree: "tsas",
+            key: &tsa.name,
+            value: &tsa,
+            what: format!("tsa {:?}", tsa.name),
+            action: "tsa.add",
+            detail: serde_json::json!({"url": tsa.url}),
+        };
+        self.insert_new(record, actor, now)
     }
 
     pub fn settings(&self) -> Result<Settings, CentralError> {
@@ -813,4 +807,15 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, CentralErro
         key: key.to_owned(),
         reason: error.to_string(),
     })
+}
+
+/// A record [`Registry::insert_new`] adds: where, under which key, what it is called in a
+/// conflict message, and what the audit trail says about it.
+struct NewRecord<'a, T> {
+    tree: &'a str,
+    key: &'a str,
+    value: &'a T,
+    what: String,
+    action: &'a str,
+    detail: serde_json::Value,
 }
