@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::LogError;
 use crate::frame::{FrameError, read_frame, write_frame};
 use crate::hash::Sha256Hash;
-use crate::log::be_u64;
+use crate::index::be_u64;
 use crate::record::Entry;
 use crate::segment::RawEntry;
 

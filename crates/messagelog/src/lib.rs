@@ -11,6 +11,15 @@
 //! that can be rebuilt from the segments. Export reads the segments alone and never opens sled
 //! (so its memory does not grow with the log and it works beside a running server); the one file
 //! it writes, `exported-through.json`, records for retention how far complete exports reach.
+//!
+//! Threads of an open [`MessageLog`]: `messagelog-writer` writes and syncs batches (group
+//! commit) and completes their tickets; `messagelog-indexer` then writes their sled index
+//! entries, off the exchange's path. Every read that uses the index first waits, through a
+//! barrier, until it holds every entry that was durable when the read began (an awaited append
+//! is always found), and fails with [`LogError::Index`] instead of waiting when the index thread
+//! has stopped; an index failure never fails an append, and the index is completed from the
+//! segments on the next open. Closing the log drains the writer, then the index thread, then
+//! flushes sled.
 
 mod accumulator;
 mod archive;
@@ -20,6 +29,7 @@ mod error;
 mod export;
 mod frame;
 mod hash;
+mod index;
 mod keys;
 mod log;
 mod record;

@@ -1,4 +1,18 @@
-//! The log itself: opening (with tail repair and index rebuild), group commit, reads by sequence.
+//! The log itself: opening (with tail repair and index rebuild), group commit, reads by sequence,
+//! and time-stamp checkpoints.
+//!
+//! Threads: appends are queued to the `messagelog-writer` thread, which frames a whole batch of
+//! them, writes it to the current segment, syncs it once (group commit), and completes the
+//! batch's tickets. Only then does it hand the batch's index entries to the `messagelog-indexer`
+//! thread (see [`crate::index`]), which writes them to sled off the exchange's path. Reads that
+//! use the index wait, through a barrier, until it holds every entry that was durable when they
+//! began, so an awaited append is always found; an index that stopped makes them fail rather
+//! than wait, and never fails an append.
+//!
+//! The writer also keeps the Merkle accumulator of the entries since the last checkpoint's span
+//! (in [`Status`]), so that [`MessageLog::checkpoint`] need not read them back from the segments;
+//! when it does not cover the span (after an open, or after a failed time-stamp), the
+//! checkpoint reads the hashes from the segments as before.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -9,17 +23,17 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use passerelle_pki::merkle::leaf_hash;
-use serde::{Deserialize, Serialize};
 
 use crate::accumulator::MerkleAccumulator;
 use crate::checkpoint::{CheckpointSummary, Timestamper, unix_millis};
 use crate::error::LogError;
 use crate::frame::{FRAME_HEADER, encode_frame};
 use crate::hash::Sha256Hash;
+use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer};
 use crate::keys::KeyRing;
 use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::{
-    LogCursor, RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
+    RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
     segment_path, segments_dir,
 };
 use crate::ticket::{AppendTicket, Appended, TicketShared};
@@ -80,28 +94,41 @@ pub struct LogHealth {
     pub last_checkpoint: Option<CheckpointSummary>,
 }
 
-/// Per-segment facts kept for retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SegmentMeta {
-    pub(crate) last_sequence: u64,
-    pub(crate) newest_time_ms: u64,
-}
-
-pub(crate) struct Trees {
-    pub(crate) sequence: sled::Tree,
-    pub(crate) message: sled::Tree,
-    pub(crate) time: sled::Tree,
-    pub(crate) client: sled::Tree,
-    pub(crate) service: sled::Tree,
-    pub(crate) checkpoint: sled::Tree,
-    pub(crate) segment: sled::Tree,
-}
-
+/// What the writer has made durable; updated by the writer under one lock, once per batch.
 pub(crate) struct Status {
     pub(crate) problem: Option<String>,
     pub(crate) next_sequence: u64,
     pub(crate) last_hash: Sha256Hash,
+    /// Set by the writer as soon as a checkpoint entry is durable (its index entry may still be
+    /// on its way).
     pub(crate) last_checkpoint: Option<CheckpointSummary>,
+    /// The entries from `span.first` to `next_sequence`: those the next checkpoint covers when
+    /// `span.first` is where it starts.
+    span: Span,
+}
+
+/// A Merkle accumulator over the entries from `first` on; `first + accumulator.count()` is
+/// always the status's `next_sequence`.
+struct Span {
+    first: u64,
+    accumulator: MerkleAccumulator,
+}
+
+impl Span {
+    fn starting_at(first: u64) -> Self {
+        Span {
+            first,
+            accumulator: MerkleAccumulator::new(),
+        }
+    }
+
+    /// The root over the entries `first..end`, if this span is exactly those.
+    fn root_of(&self, first: u64, end: u64) -> Option<Sha256Hash> {
+        if self.first != first || self.first + self.accumulator.count() != end {
+            return None;
+        }
+        self.accumulator.root().map(Sha256Hash)
+    }
 }
 
 pub(crate) struct Inner {
@@ -109,15 +136,19 @@ pub(crate) struct Inner {
     pub(crate) db: sled::Db,
     pub(crate) trees: Trees,
     pub(crate) status: Mutex<Status>,
+    /// The hand-over to the index thread and the barrier that index reads wait on.
+    pub(crate) index: IndexQueue,
     keys: Option<KeyRing>,
 }
 
-/// An open message log. Appends go through one writer thread (group commit); reads go straight
-/// to the segment files.
+/// An open message log. Appends go through one writer thread (group commit) and are indexed by
+/// a second thread after their tickets complete; reads go to the segment files, through the
+/// index when they look an entry up (waiting until it holds everything durable).
 pub struct MessageLog {
     pub(crate) inner: Arc<Inner>,
     sender: Option<Sender<Vec<Pending>>>,
     writer: Option<JoinHandle<()>>,
+    indexer: Option<JoinHandle<()>>,
     checkpoint_lock: Mutex<()>,
 }
 
@@ -135,59 +166,12 @@ pub(crate) struct Pending {
     ticket: Arc<TicketShared>,
 }
 
-struct IndexKeys {
-    time_ms: u64,
-    message_id: Option<String>,
-    client: Option<String>,
-    service: Option<String>,
-    checkpoint: Option<CheckpointRecord>,
-}
-
-impl IndexKeys {
-    fn of(body: &EntryBody) -> Self {
-        match body {
-            EntryBody::Exchange(record) => IndexKeys {
-                time_ms: record.request_received_at_ms,
-                message_id: Some(record.message_id.clone()),
-                client: Some(record.client.to_string()),
-                service: Some(record.service.to_string()),
-                checkpoint: None,
-            },
-            EntryBody::Checkpoint(checkpoint) => IndexKeys {
-                time_ms: checkpoint.created_at_ms,
-                message_id: None,
-                client: None,
-                service: None,
-                checkpoint: Some(checkpoint.clone()),
-            },
-        }
-    }
-}
-
-pub(crate) fn keyed(prefix: &[u8], sequence: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 9);
-    key.extend_from_slice(prefix);
-    key.push(0);
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
-}
-
-fn location_value(segment: u64, offset: u64) -> [u8; 16] {
-    let mut value = [0u8; 16];
-    value[..8].copy_from_slice(&segment.to_be_bytes());
-    value[8..].copy_from_slice(&offset.to_be_bytes());
-    value
-}
-
-pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
-}
-
 impl MessageLog {
     /// Opens (or creates) the log in `dir`: segments in `dir/segments`, indexes in `dir/index`.
     ///
     /// A torn or damaged tail of the last segment is cut (with a warning), and index entries
-    /// missing after a crash are rebuilt from the segments.
+    /// missing after a crash are rebuilt from the segments before this returns. Starts the
+    /// writer and index threads.
     pub fn open(dir: &Path, options: LogOptions) -> Result<MessageLog, LogError> {
         let segments = segments_dir(dir);
         std::fs::create_dir_all(&segments).map_err(|e| LogError::io("create", &segments, e))?;
@@ -197,19 +181,7 @@ impl MessageLog {
             .cache_capacity(options.index_cache_bytes)
             .open()
             .map_err(|e| LogError::index(&index_path, e))?;
-        let open_tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| LogError::index(&index_path, e))
-        };
-        let trees = Trees {
-            sequence: open_tree("sequence")?,
-            message: open_tree("message")?,
-            time: open_tree("time")?,
-            client: open_tree("client")?,
-            service: open_tree("service")?,
-            checkpoint: open_tree("checkpoint")?,
-            segment: open_tree("segment")?,
-        };
+        let trees = Trees::open(&db, &index_path)?;
         let tail = repair_tail(dir)?;
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -220,11 +192,14 @@ impl MessageLog {
                 next_sequence: tail.next_sequence,
                 last_hash: tail.last_hash,
                 last_checkpoint: None,
+                span: Span::starting_at(tail.next_sequence),
             }),
+            // Complete once `rebuild` below has returned; nothing reads it before.
+            index: IndexQueue::new(tail.next_sequence),
             keys: options.keys,
         });
-        inner.rebuild_index(tail.next_sequence)?;
-        let last_checkpoint = inner.last_checkpoint()?;
+        rebuild(&inner, tail.next_sequence)?;
+        let last_checkpoint = inner.indexed()?.last_checkpoint()?;
         inner.lock_status().last_checkpoint = last_checkpoint;
 
         let path = segment_path(dir, tail.segment_first);
@@ -247,17 +222,27 @@ impl MessageLog {
             max_batch: options.max_batch_entries.max(1),
             broken: None,
         };
+        let indexer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("messagelog-indexer".into())
+                .spawn(move || run_indexer(&inner))
+                .map_err(|e| LogError::io("start index thread for", dir, e))?
+        };
         let (sender, receiver) = mpsc::channel();
-        let handle = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("messagelog-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| LogError::io("start writer thread for", dir, e))?;
-        Ok(MessageLog {
+            .spawn(move || writer.run(receiver));
+        let mut log = MessageLog {
             inner,
             sender: Some(sender),
-            writer: Some(handle),
+            writer: None,
+            indexer: Some(indexer),
             checkpoint_lock: Mutex::new(()),
-        })
+        };
+        // On failure, dropping `log` ends the index thread.
+        log.writer = Some(spawned.map_err(|e| LogError::io("start writer thread for", dir, e))?);
+        Ok(log)
     }
 
     /// Queues one exchange record. Plaintext bodies are sealed here, on the caller's thread,
@@ -316,30 +301,31 @@ impl MessageLog {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (next, previous) = {
-            let status = self.inner.lock_status();
-            (status.next_sequence, status.last_checkpoint.clone())
+        // Everything durable now is this checkpoint's to cover; entries from `next` on start the
+        // span of the next one (whether or not this one succeeds).
+        let (next, previous, span) = {
+            let mut status = self.inner.lock_status();
+            let next = status.next_sequence;
+            let span = std::mem::replace(&mut status.span, Span::starting_at(next));
+            (next, status.last_checkpoint.clone(), span)
         };
         let first = match &previous {
             Some(previous) => previous.last_sequence + 1,
-            None => self.inner.first_available_sequence()?.unwrap_or(0),
+            None => self
+                .inner
+                .indexed()?
+                .first_available_sequence()?
+                .unwrap_or(0),
         };
         if next == 0 || first >= next {
             return Ok(None);
         }
         let last = next - 1;
-        let mut accumulator = MerkleAccumulator::new();
-        let mut cursor = self.inner.cursor_from(first)?;
-        while accumulator.count() < last - first + 1 {
-            let Some((_, _, entry)) = cursor.next_entry()? else {
-                return Err(LogError::Missing {
-                    sequence: first + accumulator.count(),
-                    reason: "ended early".into(),
-                });
-            };
-            accumulator.push(leaf_hash(&entry.hash.0));
-        }
-        let root = Sha256Hash(accumulator.root().unwrap_or_default());
+        let root = match span.root_of(first, next) {
+            Some(root) => root,
+            // After an open or a failed time-stamp, the writer's span starts later.
+            None => self.root_from_segments(first, last)?,
+        };
         let token = timestamper
             .timestamp(&root.0)
             .map_err(|message| LogError::Timestamp { message })?;
@@ -356,9 +342,10 @@ impl MessageLog {
             .pop()
             .ok_or(LogError::Closed)?
             .wait()?;
-        // The index is written without flushing on the exchange's path; a checkpoint is rare
-        // and off that path, so it persists what the index holds so far (a failure only means
-        // more to rebuild on the next open).
+        // The writer has set the status's last checkpoint before completing the ticket. The
+        // index is written without flushing; a checkpoint is rare and off the exchange's path,
+        // so it persists what the index holds so far (a failure only means more to rebuild on
+        // the next open).
         if let Err(error) = self.inner.db.flush() {
             tracing::warn!(%error, "cannot flush the message-log index");
         }
@@ -376,17 +363,39 @@ impl MessageLog {
         &self.inner.dir
     }
 
-    /// Reads and decodes the entry with this sequence number.
+    /// Reads and decodes the entry with this sequence number. Any entry whose append has
+    /// completed is found (the lookup waits for the index to catch up with it).
     pub fn entry(&self, sequence: u64) -> Result<Entry, LogError> {
-        let raw = self.inner.read_raw(sequence)?;
+        let raw = self
+            .inner
+            .indexed_below(sequence.saturating_add(1))?
+            .read_raw(sequence)?;
         raw.decode()
             .map_err(|reason| LogError::Missing { sequence, reason })
     }
 
-    /// Sequence numbers of the entries of one message (usually one per side that logged here).
+    /// Sequence numbers of the entries of one message (usually one per side that logged here),
+    /// including every entry whose append completed before this call.
     pub fn sequences_of_message(&self, message_id: &str) -> Result<Vec<u64>, LogError> {
         self.inner
+            .indexed()?
             .sequences_with(&self.inner.trees.message, message_id.as_bytes())
+    }
+
+    /// The Merkle root of the hashes of entries `first..=last`, read back from the segments.
+    fn root_from_segments(&self, first: u64, last: u64) -> Result<Sha256Hash, LogError> {
+        let mut accumulator = MerkleAccumulator::new();
+        let mut cursor = self.inner.indexed()?.cursor_from(first)?;
+        while accumulator.count() < last - first + 1 {
+            let Some((_, _, entry)) = cursor.next_entry()? else {
+                return Err(LogError::Missing {
+                    sequence: first + accumulator.count(),
+                    reason: "ended early".into(),
+                });
+            };
+            accumulator.push(leaf_hash(&entry.hash.0));
+        }
+        Ok(Sha256Hash(accumulator.root().unwrap_or_default()))
     }
 
     fn prepare(&self, mut record: ExchangeRecord) -> Result<Pending, LogError> {
@@ -459,12 +468,19 @@ impl MessageLog {
 
 impl Drop for MessageLog {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish what is queued and stop.
+        // Closing the channel lets the writer finish what is queued and stop; then the index
+        // thread indexes what the writer handed it and stops; then sled is flushed.
         self.sender = None;
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
         {
             tracing::error!("message-log writer thread panicked");
+        }
+        self.inner.index.close();
+        if let Some(handle) = self.indexer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("message-log index thread panicked");
         }
         if let Err(error) = self.inner.db.flush() {
             tracing::warn!(%error, "cannot flush the message-log index");
@@ -477,277 +493,13 @@ impl Inner {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn index_error(&self, error: impl std::fmt::Display) -> LogError {
-        LogError::index(self.dir.join("index"), error)
+    pub(crate) fn index_path(&self) -> PathBuf {
+        self.dir.join("index")
     }
 
-    pub(crate) fn locate(&self, sequence: u64) -> Result<Option<(u64, u64)>, LogError> {
-        let value = self
-            .trees
-            .sequence
-            .get(sequence.to_be_bytes())
-            .map_err(|e| self.index_error(e))?;
-        Ok(value.and_then(|value| Some((be_u64(&value)?, be_u64(value.get(8..)?)?))))
+    pub(crate) fn index_error(&self, error: impl std::fmt::Display) -> LogError {
+        LogError::index(self.index_path(), error)
     }
-
-    pub(crate) fn first_available_sequence(&self) -> Result<Option<u64>, LogError> {
-        let first = self
-            .trees
-            .sequence
-            .first()
-            .map_err(|e| self.index_error(e))?;
-        Ok(first.and_then(|(key, _)| be_u64(&key)))
-    }
-
-    pub(crate) fn cursor_from(&self, sequence: u64) -> Result<LogCursor, LogError> {
-        let (segment, offset) = self.locate(sequence)?.ok_or_else(|| LogError::Missing {
-            sequence,
-            reason: "not in the index (never written, or removed by retention)".into(),
-        })?;
-        LogCursor::at(&self.dir, segment, offset)
-    }
-
-    pub(crate) fn read_raw(&self, sequence: u64) -> Result<RawEntry, LogError> {
-        let mut cursor = self.cursor_from(sequence)?;
-        match cursor.next_entry()? {
-            Some((_, _, entry)) => Ok(entry),
-            None => Err(LogError::Missing {
-                sequence,
-                reason: "past the end of its segment".into(),
-            }),
-        }
-    }
-
-    pub(crate) fn sequences_with(
-        &self,
-        tree: &sled::Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<u64>, LogError> {
-        let mut full = prefix.to_vec();
-        full.push(0);
-        let next = self.lock_status().next_sequence;
-        let mut sequences = Vec::new();
-        for item in tree.scan_prefix(&full) {
-            let (key, _) = item.map_err(|e| self.index_error(e))?;
-            if let Some(sequence) = key.get(full.len()..).and_then(be_u64)
-                && sequence < next
-            {
-                sequences.push(sequence);
-            }
-        }
-        Ok(sequences)
-    }
-
-    pub(crate) fn last_checkpoint(&self) -> Result<Option<CheckpointSummary>, LogError> {
-        let last = self
-            .trees
-            .checkpoint
-            .last()
-            .map_err(|e| self.index_error(e))?;
-        last.map(|(_, value)| serde_json::from_slice(&value).map_err(|e| self.index_error(e)))
-            .transpose()
-    }
-
-    /// The checkpoint whose span contains `sequence`, if it has been time-stamped.
-    pub(crate) fn checkpoint_covering(
-        &self,
-        sequence: u64,
-    ) -> Result<Option<CheckpointSummary>, LogError> {
-        let found = self.trees.checkpoint.range(sequence.to_be_bytes()..).next();
-        let Some(item) = found else { return Ok(None) };
-        let (_, value) = item.map_err(|e| self.index_error(e))?;
-        let summary: CheckpointSummary =
-            serde_json::from_slice(&value).map_err(|e| self.index_error(e))?;
-        Ok((summary.first_sequence <= sequence).then_some(summary))
-    }
-
-    pub(crate) fn segment_meta(&self, first: u64) -> Result<Option<SegmentMeta>, LogError> {
-        let value = self
-            .trees
-            .segment
-            .get(first.to_be_bytes())
-            .map_err(|e| self.index_error(e))?;
-        Ok(value.and_then(|value| serde_json::from_slice(&value).ok()))
-    }
-
-    /// Index entries of one entry, added to the per-tree batches.
-    fn index_entry(
-        &self,
-        batches: &mut IndexBatches,
-        sequence: u64,
-        location: (u64, u64),
-        keys: &IndexKeys,
-    ) -> Result<(), LogError> {
-        batches.sequence.push((
-            sequence.to_be_bytes().to_vec(),
-            location_value(location.0, location.1).to_vec(),
-        ));
-        batches
-            .time
-            .push((keyed(&keys.time_ms.to_be_bytes(), sequence), Vec::new()));
-        if let Some(message_id) = &keys.message_id {
-            batches
-                .message
-                .push((keyed(message_id.as_bytes(), sequence), Vec::new()));
-        }
-        if let Some(client) = &keys.client {
-            batches
-                .client
-                .push((keyed(client.as_bytes(), sequence), Vec::new()));
-        }
-        if let Some(service) = &keys.service {
-            batches
-                .service
-                .push((keyed(service.as_bytes(), sequence), Vec::new()));
-        }
-        if let Some(checkpoint) = &keys.checkpoint {
-            let summary = CheckpointSummary {
-                first_sequence: checkpoint.first_sequence,
-                last_sequence: checkpoint.last_sequence,
-                root: checkpoint.root,
-                entry_sequence: sequence,
-                created_at_ms: checkpoint.created_at_ms,
-            };
-            let value = serde_json::to_vec(&summary).map_err(|e| self.index_error(e))?;
-            batches
-                .checkpoint
-                .push((checkpoint.last_sequence.to_be_bytes().to_vec(), value));
-        }
-        let meta = batches.segments.entry(location.0).or_insert(SegmentMeta {
-            last_sequence: sequence,
-            newest_time_ms: keys.time_ms,
-        });
-        meta.last_sequence = meta.last_sequence.max(sequence);
-        meta.newest_time_ms = meta.newest_time_ms.max(keys.time_ms);
-        Ok(())
-    }
-
-    /// Writes the index entries with plain inserts. `sled::Tree::apply_batch` seals sled's write
-    /// buffer and writes it out on every call (six writes per group commit, on the exchange's
-    /// path); the index is a cache of the segments, rebuilt on open from the last indexed
-    /// sequence, so it needs neither atomic batches nor a flush per group commit: sled flushes in
-    /// the background, on checkpoint and on close.
-    fn apply(&self, batches: IndexBatches) -> Result<Option<CheckpointSummary>, LogError> {
-        let trees = &self.trees;
-        let map = |e: sled::Error| self.index_error(e);
-        let insert_all = |tree: &sled::Tree, entries: Vec<(Vec<u8>, Vec<u8>)>| {
-            entries
-                .into_iter()
-                .try_for_each(|(key, value)| tree.insert(key, value).map(|_| ()))
-        };
-        insert_all(&trees.time, batches.time).map_err(map)?;
-        insert_all(&trees.message, batches.message).map_err(map)?;
-        insert_all(&trees.client, batches.client).map_err(map)?;
-        insert_all(&trees.service, batches.service).map_err(map)?;
-        let new_checkpoint = batches.checkpoint.last().map(|(_, value)| value.clone());
-        insert_all(&trees.checkpoint, batches.checkpoint).map_err(map)?;
-        for (first, meta) in batches.segments {
-            let merged = match self.segment_meta(first)? {
-                Some(old) => SegmentMeta {
-                    last_sequence: old.last_sequence.max(meta.last_sequence),
-                    newest_time_ms: old.newest_time_ms.max(meta.newest_time_ms),
-                },
-                None => meta,
-            };
-            let value = serde_json::to_vec(&merged).map_err(|e| self.index_error(e))?;
-            trees
-                .segment
-                .insert(first.to_be_bytes(), value)
-                .map_err(map)?;
-        }
-        // Last, so that an indexed sequence implies its other index entries exist (sled replays
-        // its log in order after a crash).
-        insert_all(&trees.sequence, batches.sequence).map_err(map)?;
-        match new_checkpoint {
-            // Checkpoint keys are increasing, so the one just inserted is the last one.
-            Some(value) => serde_json::from_slice(&value)
-                .map(Some)
-                .map_err(|e| self.index_error(e)),
-            None => self.last_checkpoint(),
-        }
-    }
-
-    /// Drops index entries past the tail and re-indexes entries the index does not know yet.
-    fn rebuild_index(&self, next_sequence: u64) -> Result<(), LogError> {
-        let stale: Vec<_> = self
-            .trees
-            .sequence
-            .range(next_sequence.to_be_bytes()..)
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.index_error(e))?;
-        for key in stale {
-            self.trees
-                .sequence
-                .remove(key)
-                .map_err(|e| self.index_error(e))?;
-        }
-        let stale_checkpoints: Vec<_> = self
-            .trees
-            .checkpoint
-            .iter()
-            .values()
-            .filter_map(|value| value.ok())
-            .filter_map(|value| serde_json::from_slice::<CheckpointSummary>(&value).ok())
-            .filter(|summary| summary.entry_sequence >= next_sequence)
-            .collect();
-        for summary in stale_checkpoints {
-            self.trees
-                .checkpoint
-                .remove(summary.last_sequence.to_be_bytes())
-                .map_err(|e| self.index_error(e))?;
-        }
-        let last = self
-            .trees
-            .sequence
-            .last()
-            .map_err(|e| self.index_error(e))?;
-        let mut cursor =
-            match last.and_then(|(_, value)| Some((be_u64(&value)?, be_u64(value.get(8..)?)?))) {
-                // Re-index from the last indexed entry on: inserts are idempotent.
-                Some((segment, offset)) => LogCursor::at(&self.dir, segment, offset)?,
-                None => match list_segments(&self.dir)?.first() {
-                    Some((first, _)) => LogCursor::at(&self.dir, *first, SEGMENT_HEADER)?,
-                    None => return Ok(()),
-                },
-            };
-        let mut batches = IndexBatches::default();
-        let mut count = 0u64;
-        while let Some((segment, offset, raw)) = cursor.next_entry()? {
-            let entry = raw.decode().map_err(|reason| LogError::DamagedEntry {
-                sequence: u64::MAX,
-                path: segment_path(&self.dir, segment),
-                offset,
-                reason,
-            })?;
-            self.index_entry(
-                &mut batches,
-                entry.sequence,
-                (segment, offset),
-                &IndexKeys::of(&entry.entry),
-            )?;
-            count += 1;
-            if count.is_multiple_of(10_000) {
-                self.apply(std::mem::take(&mut batches))?;
-            }
-        }
-        self.apply(batches)?;
-        if count > 1 {
-            tracing::info!(entries = count - 1, dir = %self.dir.display(), "rebuilt message-log index entries");
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct IndexBatches {
-    sequence: Vec<(Vec<u8>, Vec<u8>)>,
-    message: Vec<(Vec<u8>, Vec<u8>)>,
-    time: Vec<(Vec<u8>, Vec<u8>)>,
-    client: Vec<(Vec<u8>, Vec<u8>)>,
-    service: Vec<(Vec<u8>, Vec<u8>)>,
-    checkpoint: Vec<(Vec<u8>, Vec<u8>)>,
-    segments: std::collections::BTreeMap<u64, SegmentMeta>,
 }
 
 struct Tail {
@@ -844,7 +596,8 @@ fn last_hash_of(path: &Path) -> Result<Option<Sha256Hash>, LogError> {
     Ok(last)
 }
 
-/// The single thread that writes, syncs and indexes batches.
+/// The single thread that writes and syncs batches, completes their tickets, and hands their
+/// index entries to the index thread.
 struct Writer {
     inner: Arc<Inner>,
     file: File,
@@ -931,35 +684,44 @@ impl Writer {
         self.segment_len += buffer.len() as u64;
         self.next_sequence += batch.len() as u64;
         self.last_hash = previous;
+        // The records are durable now. Hashed outside the status lock: the span's leaves.
+        let leaves: Vec<[u8; 32]> = done
+            .iter()
+            .map(|(appended, _)| leaf_hash(&appended.hash.0))
+            .collect();
+        let checkpoint = batch
+            .iter()
+            .zip(&done)
+            .rev()
+            .find_map(|(pending, (appended, _))| {
+                pending.keys.checkpoint_summary(appended.sequence)
+            });
         {
             let mut status = self.inner.lock_status();
             status.next_sequence = self.next_sequence;
             status.last_hash = previous;
-        }
-        // The records are durable now; the index is only a cache of the segments, rebuilt on open
-        // when it lags, so an index failure does not fail the appends.
-        let mut batches = IndexBatches::default();
-        let mut index_result = Ok(());
-        for (pending, (appended, offset)) in batch.iter().zip(&done) {
-            index_result = index_result.and_then(|()| {
-                self.inner.index_entry(
-                    &mut batches,
-                    appended.sequence,
-                    (self.segment_first, *offset),
-                    &pending.keys,
-                )
-            });
-        }
-        match index_result.and_then(|()| self.inner.apply(batches)) {
-            Ok(Some(checkpoint)) => self.inner.lock_status().last_checkpoint = Some(checkpoint),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%error, "message-log index update failed; it is rebuilt on next open")
+            for leaf in leaves {
+                status.span.accumulator.push(leaf);
+            }
+            if checkpoint.is_some() {
+                status.last_checkpoint = checkpoint;
             }
         }
-        for (pending, (appended, _)) in batch.into_iter().zip(done) {
+        // The tickets complete before the index is written: it is only a cache of the
+        // segments, written by the index thread (readers wait for it), and rebuilt on open when
+        // it lags, so neither its cost nor its failure reaches the appends.
+        let segment = self.segment_first;
+        let mut items = Vec::with_capacity(batch.len());
+        for (pending, (appended, offset)) in batch.into_iter().zip(done) {
             pending.ticket.complete(Ok(appended));
+            items.push(IndexItem {
+                sequence: appended.sequence,
+                segment,
+                offset,
+                keys: pending.keys,
+            });
         }
+        self.inner.index.push(items);
     }
 
     fn write_and_sync(&mut self, buffer: &[u8]) -> Result<(), LogError> {
@@ -1008,5 +770,160 @@ impl Writer {
         self.segment_first = self.next_sequence;
         self.segment_len = SEGMENT_HEADER;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use passerelle_pki::merkle::leaf_hash;
+
+    use super::{Durability, LogOptions, MessageLog};
+    use crate::accumulator::MerkleAccumulator;
+    use crate::checkpoint::Timestamper;
+    use crate::error::LogError;
+    use crate::hash::Sha256Hash;
+    use crate::record::{Body, ExchangeRecord, MessagePart, Side};
+    use crate::ticket::Appended;
+
+    fn record(index: u64) -> ExchangeRecord {
+        let part = || MessagePart {
+            signing_input: format!("part {index}").into_bytes(),
+            signature: None,
+            certificate_status: None,
+            body_digest: Sha256Hash::of(b""),
+            body_size: 0,
+            body: Body::Absent,
+        };
+        ExchangeRecord {
+            side: Side::Consumer,
+            message_id: format!("m{index}"),
+            request_id: format!("m{index}"),
+            client: "BJ/GOV/MINEDU/schools".parse().unwrap(),
+            service: "BJ/GOV/MINSANTE/patients/vaccinations".parse().unwrap(),
+            method: "GET".into(),
+            path_and_query: "/v1/children/42".into(),
+            user_id: None,
+            request_received_at_ms: 1_750_000_000_000 + index,
+            response_sent_at_ms: 1_750_000_000_005 + index,
+            status: 200,
+            fault_code: None,
+            request: part(),
+            response: part(),
+            peer_authentication: None,
+        }
+    }
+
+    fn append(log: &MessageLog, indexes: std::ops::Range<u64>) -> Vec<Appended> {
+        indexes
+            .map(|index| log.append(record(index)).wait().unwrap())
+            .collect()
+    }
+
+    fn root(appended: &[Appended]) -> Sha256Hash {
+        let mut accumulator = MerkleAccumulator::new();
+        for entry in appended {
+            accumulator.push(leaf_hash(&entry.hash.0));
+        }
+        Sha256Hash(accumulator.root().unwrap())
+    }
+
+    #[test]
+    fn the_index_keeps_only_the_trees_it_reads_and_drops_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // An index written by an earlier version, with its time, client and service trees.
+            let db = sled::open(dir.path().join("index")).unwrap();
+            for name in ["time", "client", "service"] {
+                db.open_tree(name).unwrap().insert(b"k", b"v").unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        let appended = append(&log, 0..3);
+        let names: Vec<Vec<u8>> = log
+            .inner
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|name| name.to_vec())
+            .collect();
+        for gone in ["time", "client", "service"] {
+            assert!(
+                !names.contains(&gone.as_bytes().to_vec()),
+                "{gone} is still there"
+            );
+        }
+        assert_eq!(
+            log.sequences_of_message("m1").unwrap(),
+            vec![appended[1].sequence]
+        );
+    }
+
+    struct Stamp;
+
+    impl Timestamper for Stamp {
+        fn timestamp(&self, imprint: &[u8; 32]) -> Result<Vec<u8>, String> {
+            Ok(imprint.to_vec())
+        }
+    }
+
+    #[test]
+    fn the_writer_accumulates_the_span_the_next_checkpoint_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        let first = append(&log, 0..5);
+        let expected = root(&first);
+        assert_eq!(
+            log.inner.lock_status().span.root_of(0, 5),
+            Some(expected),
+            "a fresh log's span starts at 0"
+        );
+        let summary = log.checkpoint(&Stamp, SystemTime::now()).unwrap().unwrap();
+        assert_eq!((summary.root, summary.entry_sequence), (expected, 5));
+        let mut second = vec![Appended {
+            sequence: 5,
+            hash: log.health().last_hash,
+        }];
+        second.extend(append(&log, 6..9));
+        let status = log.inner.lock_status();
+        assert_eq!(status.span.root_of(5, 9), Some(root(&second)));
+        assert_eq!(status.span.root_of(4, 9), None, "a span is only its own");
+        assert_eq!(status.last_checkpoint, Some(summary));
+    }
+
+    #[test]
+    fn appends_complete_and_index_reads_fail_at_once_while_the_index_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+            append(&log, 0..3);
+            log.checkpoint(&Stamp, SystemTime::now()).unwrap().unwrap();
+            // What the index thread does when sled refuses a write.
+            log.inner.index.stop("simulated index write failure".into());
+            let later = append(&log, 4..7);
+            assert_eq!(later.last().map(|a| a.sequence), Some(6));
+            assert!(
+                log.health().writable,
+                "an index failure is not a log failure"
+            );
+            let error = log.sequences_of_message("m4").unwrap_err();
+            assert!(
+                matches!(&error, LogError::Index { message, .. }
+                    if message.contains("simulated index write failure")),
+                "{error}"
+            );
+            assert!(matches!(log.entry(6), Err(LogError::Index { .. })));
+            // Entries indexed before the failure stay readable.
+            assert_eq!(log.entry(1).unwrap().message_id(), Some("m1"));
+            // The checkpoint's span is in memory: it needs no index.
+            let summary = log.checkpoint(&Stamp, SystemTime::now()).unwrap().unwrap();
+            assert_eq!((summary.first_sequence, summary.last_sequence), (3, 6));
+        }
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        assert_eq!(log.sequences_of_message("m4").unwrap(), vec![4]);
+        assert_eq!(log.entry(6).unwrap().message_id(), Some("m6"));
+        assert_eq!(log.health().last_checkpoint.unwrap().entry_sequence, 7);
     }
 }

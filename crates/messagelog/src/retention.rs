@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::checkpoint::unix_millis;
 use crate::error::LogError;
-use crate::log::{MessageLog, be_u64};
+use crate::log::MessageLog;
 use crate::segment::{list_segments, segments_dir, sync_dir};
 
 /// What one retention pass removed.
@@ -34,6 +34,8 @@ impl MessageLog {
         let inner = &self.inner;
         let index_error = |e: sled::Error| LogError::index(inner.dir.join("index"), e);
         let exported = self.exported_through()?;
+        // The segment metadata and checkpoints of every entry durable now.
+        let indexed = inner.indexed()?;
         let cutoff = unix_millis(now.checked_sub(retention).unwrap_or(std::time::UNIX_EPOCH));
         let segments = list_segments(&inner.dir)?;
         let mut report = RetentionReport::default();
@@ -41,12 +43,12 @@ impl MessageLog {
             let [(first, path), (next_first, _)] = window else {
                 break;
             };
-            let Some(meta) = inner.segment_meta(*first)? else {
+            let Some(meta) = indexed.segment_meta(*first)? else {
                 break;
             };
             let last = next_first.saturating_sub(1).max(meta.last_sequence);
             let Some(exported) = exported else { break };
-            let Some(covering) = inner.checkpoint_covering(last)? else {
+            let Some(covering) = indexed.checkpoint_covering(last)? else {
                 break;
             };
             if last > exported || covering.last_sequence > exported || meta.newest_time_ms >= cutoff
@@ -77,12 +79,7 @@ impl MessageLog {
             sync_dir(&segments_dir(&inner.dir))?;
             inner.trees.sequence.flush().map_err(index_error)?;
         }
-        report.first_remaining = inner
-            .trees
-            .sequence
-            .first()
-            .map_err(index_error)?
-            .and_then(|(key, _)| be_u64(&key));
+        report.first_remaining = indexed.first_available_sequence()?;
         Ok(report)
     }
 }

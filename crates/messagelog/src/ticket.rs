@@ -47,7 +47,7 @@ impl TicketShared {
 }
 
 /// The promise of one append: resolves to [`Appended`] once the entry is durable (or, under
-/// [`crate::Durability::MemoryOnly`], written), or to the error that kept it out of the log.
+/// [`crate::Durability::DangerMemoryOnly`], written), or to the error that kept it out of the log.
 #[must_use = "an exchange may be answered only once its ticket has completed"]
 pub struct AppendTicket {
     shared: Arc<TicketShared>,

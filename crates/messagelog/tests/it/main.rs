@@ -5,6 +5,7 @@
 mod common;
 mod crash;
 mod export;
+mod index;
 mod log;
 mod openssl_recipe;
 mod retention;
