@@ -158,8 +158,9 @@ impl Verifier {
 enum Checked {
     /// The issuing CA has no responder: status is not checked.
     NotRequired,
-    /// A verified good response.
-    Good(VerifiedStatus),
+    /// A verified good response, with the certificate's serial (hex) for a later staleness
+    /// error, so that a cache hit parses nothing.
+    Good(VerifiedStatus, String),
 }
 
 /// Verifies stapled responses, remembering good ones per (configuration, certificate, staple).
@@ -251,8 +252,8 @@ impl StatusVerifier {
         };
         match cached {
             Some(Checked::NotRequired) => return Ok(None),
-            Some(Checked::Good(status)) => {
-                return still_fresh(status, &leaf(leaf_der)?, now, freshness).map(Some);
+            Some(Checked::Good(status, serial)) => {
+                return still_fresh(status, || serial, now, freshness).map(Some);
             }
             None => {}
         }
@@ -271,7 +272,7 @@ impl StatusVerifier {
             let status =
                 passerelle_pki::ocsp::verify(stapled, &certificate, &issuer, now, freshness)
                     .map_err(StatusProblem::Refused)?;
-            Checked::Good(status)
+            Checked::Good(status, certificate.serial_hex())
         };
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= VERIFIER_CACHE_LIMIT {
@@ -280,7 +281,7 @@ impl StatusVerifier {
         cache.insert(key, verdict.clone());
         Ok(match verdict {
             Checked::NotRequired => None,
-            Checked::Good(status) => Some(status),
+            Checked::Good(status, _) => Some(status),
         })
     }
 }
@@ -289,7 +290,7 @@ impl StatusVerifier {
 /// `passerelle_pki::ocsp::verify`).
 fn still_fresh(
     status: VerifiedStatus,
-    certificate: &Certificate,
+    serial: impl FnOnce() -> String,
     now: SystemTime,
     freshness: Duration,
 ) -> Result<VerifiedStatus, StatusProblem> {
@@ -297,7 +298,7 @@ fn still_fresh(
     let past_next_update = status.next_update.filter(|next| now > *next);
     if age > freshness || past_next_update.is_some() {
         return Err(StatusProblem::Refused(OcspError::Stale {
-            serial: certificate.serial_hex(),
+            serial: serial(),
             age,
             freshness,
             next_update: past_next_update,
@@ -412,7 +413,12 @@ impl OwnStatuses {
         }
         match &state.good {
             Some((der, status)) => {
-                match still_fresh(status.clone(), &own.certificate, now, freshness) {
+                match still_fresh(
+                    status.clone(),
+                    || own.certificate.serial_hex(),
+                    now,
+                    freshness,
+                ) {
                     Ok(_) => Ok(Some(Arc::clone(der))),
                     Err(StatusProblem::Refused(error)) => Err(format!(
                         "the {role} certificate's own ocsp response is too old ({error}){}",
