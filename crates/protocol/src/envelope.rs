@@ -79,21 +79,32 @@ pub struct SignatureEnvelope {
 
 impl SignatureEnvelope {
     /// Writes the envelope's headers into `headers`, replacing any present.
+    ///
+    /// The values that change with every message (time, signature, batch position) are marked
+    /// sensitive, which HTTP/2 encodes as "never indexed" (RFC 7541 §6.2.3): they would only
+    /// push the certificate chain and the stapled statuses, which repeat, out of the HPACK
+    /// table.
     pub fn write(&self, headers: &mut HeaderMap) {
-        let mut set = |name: &'static str, value: String| {
+        let mut set = |name: &'static str, value: String, varies: bool| {
             // Every value written here is ASCII (decimal, hex, base64 or a fixed name).
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(varies);
                 headers.insert(HeaderName::from_static(name), value);
             }
         };
-        set(VERSION, PROTOCOL_VERSION.to_owned());
-        set(SIGNING_TIME, self.signing_time.0.to_string());
-        set(SIGNATURE_ALGORITHM, self.algorithm.as_str().to_owned());
-        set(SIGNATURE, STANDARD.encode(&self.signature));
-        set(BATCH_ROOT, hex::encode(self.batch_root));
+        set(VERSION, PROTOCOL_VERSION.to_owned(), false);
+        set(SIGNING_TIME, self.signing_time.0.to_string(), true);
+        set(
+            SIGNATURE_ALGORITHM,
+            self.algorithm.as_str().to_owned(),
+            false,
+        );
+        set(SIGNATURE, STANDARD.encode(&self.signature), true);
+        set(BATCH_ROOT, hex::encode(self.batch_root), true);
         set(
             BATCH_INDEX,
             format!("{}/{}", self.proof.leaf_index, self.proof.tree_size),
+            true,
         );
         set(
             BATCH_PATH,
@@ -103,6 +114,7 @@ impl SignatureEnvelope {
                 .map(hex::encode)
                 .collect::<Vec<_>>()
                 .join(","),
+            true,
         );
         headers.remove(SIGNER_CERTIFICATE);
         for certificate in &self.signer_chain {
@@ -207,6 +219,39 @@ fn hash(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_values_that_change_with_every_message_are_kept_out_of_the_hpack_table() {
+        let envelope = SignatureEnvelope {
+            signing_time: SigningTime(1_700_000_000_123),
+            algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+            signature: vec![1, 2, 3],
+            signer_chain: vec![vec![4, 5], vec![6]],
+            batch_root: [7; 32],
+            proof: InclusionProof {
+                leaf_index: 0,
+                tree_size: 2,
+                path: vec![[8; 32]],
+            },
+        };
+        let mut headers = HeaderMap::new();
+        envelope.write(&mut headers);
+        for name in [SIGNING_TIME, SIGNATURE, BATCH_ROOT, BATCH_INDEX, BATCH_PATH] {
+            assert!(
+                headers[name].is_sensitive(),
+                "{name} should be never-indexed"
+            );
+        }
+        for name in [VERSION, SIGNATURE_ALGORITHM] {
+            assert!(!headers[name].is_sensitive(), "{name} should be indexable");
+        }
+        assert!(
+            headers
+                .get_all(SIGNER_CERTIFICATE)
+                .iter()
+                .all(|value| !value.is_sensitive())
+        );
+    }
 
     #[test]
     fn envelope_round_trips_through_headers() {

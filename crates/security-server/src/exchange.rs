@@ -27,8 +27,8 @@ impl ExchangeIds {
     /// The `X-Road-*` headers that carry these ids to the provider and its backend.
     pub(crate) fn write_request_headers(&self, headers: &mut HeaderMap) {
         set(headers, headers::CLIENT, &self.client.to_string());
-        set(headers, headers::ID, &self.message_id);
-        set(headers, headers::REQUEST_ID, &self.request_id);
+        set_varying(headers, headers::ID, &self.message_id);
+        set_varying(headers, headers::REQUEST_ID, &self.request_id);
         for (name, value) in [
             (headers::USER_ID, &self.user_id),
             (headers::ISSUE, &self.issue),
@@ -62,11 +62,22 @@ pub(crate) fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// Sets a header whose value is new with every message, marked so that HTTP/2 does not add it
+/// to the HPACK table (see `crate::server::HPACK_TABLE_BYTES`).
+pub(crate) fn set_varying(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(mut value) = HeaderValue::from_str(value) {
+        value.set_sensitive(true);
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
 /// One signed part (request or response) for the log.
 pub(crate) struct SignedPart<'a> {
     pub(crate) signing_input: Vec<u8>,
     pub(crate) envelope: &'a SignatureEnvelope,
     pub(crate) body: &'a Bytes,
+    /// SHA-256 of `body`, as the signing input already carries it (not hashed a second time).
+    pub(crate) body_digest: [u8; 32],
     pub(crate) keep_body: bool,
     /// The OCSP response stapled beside the signature (DER), kept as evidence.
     pub(crate) certificate_status: Option<Vec<u8>>,
@@ -86,7 +97,7 @@ impl SignedPart<'_> {
                 }),
             }),
             certificate_status: self.certificate_status,
-            body_digest: Sha256Hash(passerelle_pki::digest::sha256(self.body)),
+            body_digest: Sha256Hash(self.body_digest),
             body_size: u64::try_from(self.body.len()).unwrap_or(u64::MAX),
             body: if self.keep_body {
                 Body::Plain(self.body.to_vec())

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use passerelle_globalconf::SecurityServer;
+use passerelle_ids::SecurityServerId;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -33,8 +34,10 @@ pub(crate) struct PeerPool {
     conf: Arc<dyn ConfSource>,
     clock: Arc<dyn Clock>,
     connect_timeout: Duration,
-    /// Each connection with the DER of the provider's TLS certificate (for its stapled status).
-    connections: Mutex<HashMap<String, Connection>>,
+    /// Each connection with the DER of the provider's TLS certificate (for its stapled status),
+    /// by the provider's address and then its identifier (looked up without formatting a key on
+    /// every call).
+    connections: Mutex<HashMap<String, Vec<(SecurityServerId, Connection)>>>,
 }
 
 /// A pooled connection and the DER of the certificate its provider authenticated with.
@@ -90,19 +93,24 @@ impl PeerPool {
     }
 
     async fn forget(&self, server: &SecurityServer) {
-        self.connections.lock().await.remove(&key(server));
+        if let Some(at_address) = self.connections.lock().await.get_mut(&server.address) {
+            at_address.retain(|(id, _)| id != &server.id);
+        }
     }
 
     async fn sender(&self, server: &SecurityServer) -> Result<Connection, PeerError> {
         let mut connections = self.connections.lock().await;
-        if let Some((sender, certificate)) = connections
-            .get(&key(server))
-            .filter(|(sender, _)| !sender.is_closed())
+        if let Some((_, (sender, certificate))) = connections
+            .get(&server.address)
+            .and_then(|at_address| at_address.iter().find(|(id, _)| id == &server.id))
+            .filter(|(_, (sender, _))| !sender.is_closed())
         {
             return Ok((sender.clone(), Arc::clone(certificate)));
         }
         let connected = self.connect(server).await?;
-        connections.insert(key(server), connected.clone());
+        let at_address = connections.entry(server.address.clone()).or_default();
+        at_address.retain(|(id, _)| id != &server.id);
+        at_address.push((server.id.clone(), connected.clone()));
         Ok(connected)
     }
 
@@ -153,7 +161,9 @@ impl PeerPool {
                 PeerError::Authentication(format!("{} presented no certificate", server.id))
             })?;
         let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
+        builder
+            .timer(TokioTimer::new())
+            .header_table_size(crate::server::HPACK_TABLE_BYTES);
         let (sender, connection) = builder
             .handshake(TokioIo::new(tls))
             .await
@@ -168,8 +178,4 @@ impl PeerPool {
         });
         Ok((sender, certificate))
     }
-}
-
-fn key(server: &SecurityServer) -> String {
-    format!("{}@{}", server.id, server.address)
 }

@@ -24,7 +24,7 @@ use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, Si
 
 use crate::access::{has_any_right, is_allowed};
 use crate::config::{OpenApiSource, ServerConfig, ServiceConfig, TimestampMode};
-use crate::exchange::{ExchangeIds, SignedPart, record, set};
+use crate::exchange::{ExchangeIds, SignedPart, record, set_varying};
 use crate::http_util::{Body, BodyError, Fault, read_body};
 use crate::metrics::Role;
 use crate::ocsp::{Role as CertificateRole, Verifier};
@@ -354,6 +354,7 @@ async fn provide(
             signing_input: request_bytes,
             envelope: &envelope,
             body: &body,
+            body_digest: input.body_digest,
             keep_body,
             certificate_status: staples.signer,
         },
@@ -361,6 +362,7 @@ async fn provide(
             signing_input: response_bytes,
             envelope: &response_envelope,
             body: &response_body,
+            body_digest: response_input.body_digest,
             keep_body,
             certificate_status: own_signer_status.as_ref().map(|der| der.to_vec()),
         },
@@ -403,9 +405,9 @@ async fn provide(
         AUTH_CERTIFICATE_STATUS,
         own_auth_status.as_deref().map(Vec::as_slice),
     );
-    set(out, headers::REQUEST_HASH, &STANDARD.encode(request_hash));
-    set(out, headers::ID, &ids.message_id);
-    set(out, headers::REQUEST_ID, &ids.request_id);
+    set_varying(out, headers::REQUEST_HASH, &STANDARD.encode(request_hash));
+    set_varying(out, headers::ID, &ids.message_id);
+    set_varying(out, headers::REQUEST_ID, &ids.request_id);
     Ok(response)
 }
 

@@ -434,6 +434,7 @@ async fn serve_peers(
             builder
                 .auto_date_header(false)
                 .max_header_list_size(max_headers)
+                .header_table_size(HPACK_TABLE_BYTES)
                 .timer(TokioTimer::new());
             if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%remote, %error, "peer connection ended");
@@ -441,6 +442,14 @@ async fn serve_peers(
         });
     }
 }
+
+/// The HPACK dynamic table each side of a peer connection offers the other (RFC 7541 §4.2;
+/// HTTP/2's default is 4 KiB). Every message between security servers carries the signer's
+/// certificate chain and two OCSP responses as headers, a few KiB that change only when a
+/// certificate or a status does: with a table this size they are sent once per connection and
+/// then as one-byte references, instead of being Huffman-coded, encrypted and decoded again on
+/// every message. Bounded per connection, on both sides.
+pub(crate) const HPACK_TABLE_BYTES: u32 = 64 * 1024;
 
 /// How many over-limit plain HTTP connections may be answered `TooManyConnections` at once;
 /// past that they are closed without an answer, so refusing stays bounded too.
