@@ -151,7 +151,11 @@ pub struct Limits {
 /// of the first one, share one signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchSettings {
+    /// Always wait this long for more inputs before signing (`window_ms`, default 0).
     pub window: Duration,
+    /// Wait up to this long, but only while inputs arrive faster than one per this duration on
+    /// average (`busy_window_ms`, default 1; 0 turns it off).
+    pub busy_window: Duration,
     pub max_size: usize,
 }
 
@@ -300,6 +304,7 @@ struct RawTimestamping {
 #[serde(deny_unknown_fields)]
 struct RawBatch {
     window_ms: Option<u64>,
+    busy_window_ms: Option<u64>,
     max_size: Option<usize>,
 }
 
@@ -680,6 +685,9 @@ impl Checker {
             // so a window only adds latency (two windows per exchange) without saving work
             // under load (see docs/performance.md).
             window: Duration::from_millis(raw_batch.window_ms.unwrap_or(0)),
+            // Under load, a short wait lets a signature (and the peer's verification) cover
+            // several messages; below one input per window nothing waits.
+            busy_window: Duration::from_millis(raw_batch.busy_window_ms.unwrap_or(1)),
             max_size: raw_batch.max_size.unwrap_or(256),
         };
         if batch.max_size == 0 {

@@ -6,12 +6,17 @@
 //! proof. Under no load a batch has one leaf and costs one signature, as before; under load the
 //! cost of a signature is shared.
 //!
+//! Busy window: signing is quick, so inputs rarely queue behind a signature even under heavy
+//! load, and batches stayed at one leaf (one signature here and one verification at the peer
+//! per message). When inputs arrive faster than one per `busy_window` on average, the task waits
+//! up to `busy_window` for more before signing. Below that rate nothing waits.
+//!
 //! Verifying: a verified (root, signer certificate, configuration serial) is remembered, so the
 //! other messages of a batch only need their inclusion proof checked.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use passerelle_globalconf::GlobalConf;
 use passerelle_ids::MemberId;
@@ -28,6 +33,32 @@ struct Job {
     leaf: [u8; 32],
     reply: oneshot::Sender<Result<SignatureEnvelope, String>>,
     signing_time: SigningTime,
+    /// When the caller asked, for the arrival rate.
+    at: Instant,
+}
+
+/// The smoothed time between two inputs (an exponential moving average, weight 1/8).
+struct ArrivalRate {
+    last: Option<Instant>,
+    mean_gap: Option<Duration>,
+}
+
+impl ArrivalRate {
+    fn note(&mut self, at: Instant) {
+        if let Some(last) = self.last {
+            let gap = at.saturating_duration_since(last);
+            self.mean_gap = Some(match self.mean_gap {
+                Some(mean) => mean - mean / 8 + gap / 8,
+                None => gap,
+            });
+        }
+        self.last = Some(self.last.map_or(at, |last| last.max(at)));
+    }
+
+    /// Whether inputs come, on average, more often than once per `window`.
+    fn faster_than(&self, window: Duration) -> bool {
+        self.mean_gap.is_some_and(|gap| gap < window)
+    }
 }
 
 /// Signs signing inputs with one member's key, in batches.
@@ -69,6 +100,7 @@ impl BatchSigner {
             leaf: leaf_hash(signing_input),
             reply,
             signing_time,
+            at: Instant::now(),
         };
         self.jobs
             .send(job)
@@ -92,18 +124,32 @@ async fn run(
     mut receiver: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
 ) {
+    let mut rate = ArrivalRate {
+        last: None,
+        mean_gap: None,
+    };
     while let Some(first) = receiver.recv().await {
+        rate.note(first.at);
+        let window = if !settings.window.is_zero() {
+            settings.window
+        } else if !settings.busy_window.is_zero() && rate.faster_than(settings.busy_window) {
+            settings.busy_window
+        } else {
+            Duration::ZERO
+        };
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + settings.window;
+        let deadline = tokio::time::Instant::now() + window;
         while batch.len() < settings.max_size {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) if settings.window.is_zero() => break,
+            let job = match receiver.try_recv() {
+                Ok(job) => job,
+                Err(_) if window.is_zero() => break,
                 Err(_) => match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    Ok(Some(job)) => batch.push(job),
+                    Ok(Some(job)) => job,
                     _ => break,
                 },
-            }
+            };
+            rate.note(job.at);
+            batch.push(job);
         }
         metrics.observe_batch(batch.len());
         let tree = MerkleTree::from_leaf_hashes(batch.iter().map(|job| job.leaf).collect());

@@ -54,6 +54,7 @@ async fn concurrent_inputs_share_one_signature_and_each_gets_its_proof() {
     // A long window closed by the size limit: the batch is exactly the five inputs.
     let settings = BatchSettings {
         window: Duration::from_secs(3600),
+        busy_window: Duration::ZERO,
         max_size: 5,
     };
     let signer = BatchSigner::spawn(key, &chain, settings, Arc::clone(&metrics));
@@ -130,6 +131,72 @@ async fn concurrent_inputs_share_one_signature_and_each_gets_its_proof() {
         cache.verify(&conf, &other, &inputs[0], &envelopes[0], fixed_now()),
         Err(SignatureProblem::Certificate(_)) | Err(SignatureProblem::Signature(_))
     ));
+}
+
+/// Signs `count` inputs one after the other, `gap` apart, each without waiting for the
+/// previous answer; returns the batch roots in input order.
+async fn roots_of_a_stream(signer: &BatchSigner, count: usize, gap: Duration) -> Vec<[u8; 32]> {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let signer = signer.clone();
+        tasks.push(tokio::spawn(async move {
+            signer
+                .sign(
+                    format!("input {i}").as_bytes(),
+                    SigningTime::from_system_time(fixed_now()),
+                )
+                .await
+                .unwrap()
+                .batch_root
+        }));
+        tokio::time::sleep(gap).await;
+    }
+    let mut roots = Vec::new();
+    for task in tasks {
+        roots.push(task.await.unwrap());
+    }
+    roots
+}
+
+fn education_signer(busy_window: Duration) -> BatchSigner {
+    let key = SigningKey::load(&certs("sign-education.key.pem")).unwrap();
+    let chain = Certificate::load(&certs("sign-education.chain.pem")).unwrap();
+    let settings = BatchSettings {
+        window: Duration::ZERO,
+        busy_window,
+        max_size: 256,
+    };
+    BatchSigner::spawn(key, &chain, settings, Arc::new(Metrics::default()))
+}
+
+#[tokio::test]
+async fn inputs_arriving_faster_than_the_busy_window_share_signatures() {
+    // One input every 2 ms against a 200 ms busy window: once the rate is known, the signer
+    // waits for more and batches form.
+    let signer = education_signer(Duration::from_millis(200));
+    let roots = roots_of_a_stream(&signer, 30, Duration::from_millis(2)).await;
+    let distinct: std::collections::HashSet<_> = roots.iter().collect();
+    assert!(
+        distinct.len() < roots.len() / 2,
+        "{} signatures for {} inputs",
+        distinct.len(),
+        roots.len()
+    );
+}
+
+#[tokio::test]
+async fn without_a_busy_window_or_below_its_rate_each_input_is_signed_at_once() {
+    // Without the busy window, inputs 20 ms apart are each signed alone (signing takes far
+    // less), even though a 200 ms window would have batched them.
+    let signer = education_signer(Duration::ZERO);
+    let roots = roots_of_a_stream(&signer, 5, Duration::from_millis(20)).await;
+    let distinct: std::collections::HashSet<_> = roots.iter().collect();
+    assert_eq!(distinct.len(), roots.len());
+    // With a 1 ms busy window, inputs 20 ms apart come slower than one per window: no waiting.
+    let signer = education_signer(Duration::from_millis(1));
+    let roots = roots_of_a_stream(&signer, 5, Duration::from_millis(20)).await;
+    let distinct: std::collections::HashSet<_> = roots.iter().collect();
+    assert_eq!(distinct.len(), roots.len());
 }
 
 #[test]
