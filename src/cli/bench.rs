@@ -136,6 +136,9 @@ struct Plan {
     connections: usize,
     max_requests: Option<u64>,
     nginx: bool,
+    /// How long a freshly started security server is left alone after its first exchange
+    /// before its idle memory is read.
+    idle_settle: Duration,
     /// (body bytes, connections, requests per step)
     large: Vec<(usize, usize, u64)>,
 }
@@ -157,6 +160,7 @@ impl Plan {
                 connections: 4,
                 max_requests: Some(300),
                 nginx: false,
+                idle_settle: Duration::from_millis(200),
                 large: vec![(100 * 1024, 2, 10)],
             };
         }
@@ -170,6 +174,7 @@ impl Plan {
             connections: args.connections.max(1),
             max_requests: None,
             nginx: !args.no_nginx,
+            idle_settle: Duration::from_secs(3),
             large: vec![(100 * 1024, 8, 2000), (5 * 1024 * 1024, 2, 40)],
         }
     }
@@ -308,7 +313,7 @@ impl Rig {
 
     /// Makes `way` reachable: for the passerelle ways, (re)starts the security servers in the
     /// right durability mode.
-    async fn ready(&mut self, way: Way) -> anyhow::Result<()> {
+    async fn ready(&mut self, way: Way, idle_settle: Duration) -> anyhow::Result<()> {
         let durability = match way {
             Way::Direct | Way::Nginx => return Ok(()),
             Way::Passerelle => Durability::Fsync,
@@ -370,6 +375,9 @@ impl Rig {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // Idle means settled: opening a log that holds large bodies, and the first checkpoint
+        // after it, use memory for a moment; wait for them (the demo checkpoints every 2 s).
+        tokio::time::sleep(idle_settle).await;
         for (role, pid) in self.pair_pids() {
             let memory = procstat::memory(pid)?;
             let record = self.memory.entry(role).or_default();
@@ -538,7 +546,7 @@ async fn measure(
     run: impl AsyncFnOnce(&Target) -> anyhow::Result<RunResult>,
     connections: usize,
 ) -> anyhow::Result<Step> {
-    rig.ready(way).await?;
+    rig.ready(way, plan.idle_settle).await?;
     let target = rig.target(way, body)?;
     let warmup = ClosedLoop {
         connections,
