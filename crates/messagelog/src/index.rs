@@ -195,6 +195,11 @@ impl IndexQueue {
         }
     }
 
+    /// Why the index stopped, once it has.
+    pub(crate) fn problem(&self) -> Option<String> {
+        self.lock().stopped.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

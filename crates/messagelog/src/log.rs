@@ -92,6 +92,9 @@ pub struct LogHealth {
     pub next_sequence: u64,
     pub last_hash: Sha256Hash,
     pub last_checkpoint: Option<CheckpointSummary>,
+    /// Why the index stopped, once it has: appends go on, but reads through the index (by
+    /// sequence or message id, retention) fail until the log is reopened, which rebuilds it.
+    pub index_problem: Option<String>,
 }
 
 /// What the writer has made durable; updated by the writer under one lock, once per batch.
@@ -286,6 +289,7 @@ impl MessageLog {
             next_sequence: status.next_sequence,
             last_hash: status.last_hash,
             last_checkpoint: status.last_checkpoint.clone(),
+            index_problem: self.inner.index.problem(),
         }
     }
 
@@ -908,6 +912,10 @@ mod tests {
                 log.health().writable,
                 "an index failure is not a log failure"
             );
+            assert_eq!(
+                log.health().index_problem.as_deref(),
+                Some("simulated index write failure")
+            );
             let error = log.sequences_of_message("m4").unwrap_err();
             assert!(
                 matches!(&error, LogError::Index { message, .. }
@@ -925,5 +933,6 @@ mod tests {
         assert_eq!(log.sequences_of_message("m4").unwrap(), vec![4]);
         assert_eq!(log.entry(6).unwrap().message_id(), Some("m6"));
         assert_eq!(log.health().last_checkpoint.unwrap().entry_sequence, 7);
+        assert_eq!(log.health().index_problem, None);
     }
 }

@@ -110,6 +110,11 @@ pub trait ExchangeLog: Send + Sync {
     fn seals_bodies(&self) -> bool;
     /// `Ok` while appends can succeed, for the health endpoint.
     fn health(&self) -> Result<(), String>;
+    /// Why the log's index stopped, once it has (appends go on; lookups fail until a restart
+    /// rebuilds it), for the health endpoint.
+    fn index_problem(&self) -> Option<String> {
+        None
+    }
     /// Time-stamps every entry logged since the last checkpoint with `timestamper` (see
     /// [`MessageLog::checkpoint`]). It blocks: call it on a blocking thread. `Ok(None)` when
     /// there is nothing to stamp, or when the log keeps no checkpoints (the default).
@@ -153,6 +158,10 @@ impl ExchangeLog for DurableLog {
         } else {
             Err(health.problem.unwrap_or_else(|| "not writable".to_owned()))
         }
+    }
+
+    fn index_problem(&self) -> Option<String> {
+        self.log.health().index_problem
     }
 
     fn checkpoint(

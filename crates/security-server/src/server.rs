@@ -628,7 +628,12 @@ fn health(shared: &Shared, now: SystemTime) -> (bool, serde_json::Value) {
             "problem": conf.err(),
         },
         "certificates": certificates,
-        "message_log": { "writable": log.is_ok(), "problem": log.err() },
+        "message_log": {
+            "writable": log.is_ok(),
+            "problem": log.err(),
+            // A stopped index does not stop exchanges: reported, not failing.
+            "index_problem": shared.log.index_problem(),
+        },
     });
     if let (Some(report), serde_json::Value::Object(trust)) = (report.as_object_mut(), trust) {
         report.extend(trust);

@@ -33,6 +33,8 @@ async fn health_and_metrics() {
     );
     assert!(report["certificates"][0]["not_after"].is_string());
     assert_eq!(report["message_log"]["writable"], true);
+    let log = report["message_log"].as_object().unwrap();
+    assert_eq!(log.get("index_problem"), Some(&serde_json::Value::Null));
 
     federation
         .health_log
