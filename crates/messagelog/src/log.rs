@@ -380,10 +380,23 @@ impl MessageLog {
 
     /// Sequence numbers of the entries of one message (usually one per side that logged here),
     /// including every entry whose append completed before this call.
+    ///
+    /// Each candidate the index names is read back and kept only if it is this message's: after
+    /// a torn tail was cut, the index may still name the cut entries' sequence numbers, which
+    /// later entries reuse.
     pub fn sequences_of_message(&self, message_id: &str) -> Result<Vec<u64>, LogError> {
-        self.inner
-            .indexed()?
-            .sequences_with(&self.inner.trees.message, message_id.as_bytes())
+        let index = self.inner.indexed()?;
+        let mut sequences = Vec::new();
+        for sequence in index.sequences_with(&self.inner.trees.message, message_id.as_bytes())? {
+            let entry = index
+                .read_raw(sequence)?
+                .decode()
+                .map_err(|reason| LogError::Missing { sequence, reason })?;
+            if entry.message_id() == Some(message_id) {
+                sequences.push(sequence);
+            }
+        }
+        Ok(sequences)
     }
 
     /// The Merkle root of the hashes of entries `first..=last`, read back from the segments.
@@ -863,6 +876,37 @@ mod tests {
             log.sequences_of_message("m1").unwrap(),
             vec![appended[1].sequence]
         );
+    }
+
+    #[test]
+    fn a_message_id_of_a_cut_tail_does_not_find_the_entry_that_reused_its_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+            append(&log, 0..3);
+        }
+        // Tear the last frame (m2, sequence 2), as a crash in the middle of a write would.
+        let segment = std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap();
+        let length = file.metadata().unwrap().len();
+        file.set_len(length - 1).unwrap();
+        drop(file);
+
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        // m5 takes sequence 2, which the index still lists under m2.
+        let reused = log.append(record(5)).wait().unwrap();
+        assert_eq!(reused.sequence, 2);
+        assert_eq!(log.sequences_of_message("m2").unwrap(), Vec::<u64>::new());
+        assert_eq!(log.sequences_of_message("m5").unwrap(), vec![2]);
+        assert_eq!(log.sequences_of_message("m1").unwrap(), vec![1]);
     }
 
     struct Stamp;
