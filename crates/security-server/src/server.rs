@@ -389,6 +389,9 @@ async fn serve_peers(
                 Err(error) => { tracing::warn!(%error, "accept failed"); continue; }
             },
         };
+        // HTTP/2 and TLS write a response in several small writes; with Nagle's algorithm the
+        // second waits for the peer's delayed ACK (40 ms on Linux) now and then.
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             tracing::warn!(%remote, "connection limit reached; closing a peer connection");
             continue;
@@ -507,6 +510,9 @@ async fn serve_local(
                 Err(error) => { tracing::warn!(%error, "accept failed"); continue; }
             },
         };
+        // HTTP/2 and TLS write a response in several small writes; with Nagle's algorithm the
+        // second waits for the peer's delayed ACK (40 ms on Linux) now and then.
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             refuse_over_limit(stream, remote, acceptor.is_some(), &refusals, &shared);
             continue;

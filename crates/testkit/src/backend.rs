@@ -23,6 +23,9 @@ pub async fn serve(listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // Headers and body are written separately: without this, Nagle's algorithm
+                    // holds the body until the client's delayed ACK now and then.
+                    let _ = stream.set_nodelay(true);
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         let (read_half, mut write_half) = stream.into_split();
