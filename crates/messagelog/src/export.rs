@@ -237,7 +237,7 @@ impl EntryView {
 
 /// Whether the content is a checkpoint entry, without parsing it: the content starts with the
 /// fixed head `{"format":1,"sequence":N,"previous_hash":"…","entry":` and the body's tag comes
-/// first (see `Entry::content_bytes`).
+/// first (see `Entry::write_content`).
 fn looks_like_checkpoint(content: &[u8]) -> bool {
     const TAG: &[u8] = br#""entry":{"type":"checkpoint""#;
     content.windows(TAG.len()).any(|window| window == TAG)

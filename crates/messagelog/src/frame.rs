@@ -17,10 +17,17 @@ pub(crate) enum FrameError {
     Io(io::Error),
 }
 
-pub(crate) fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+/// Appends a frame whose payload `write_payload` appends to `out` itself, so that the payload is
+/// not built and then copied; the bytes are those [`write_frame`] writes for the same payload.
+pub(crate) fn encode_frame_with(out: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write_payload(out);
+    let payload = &out[start + 8..];
+    let length = (payload.len() as u32).to_le_bytes();
+    let checksum = crc32c(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&length);
+    out[start + 4..start + 8].copy_from_slice(&checksum);
 }
 
 pub(crate) fn write_frame(writer: &mut impl Write, payload: &[u8]) -> io::Result<()> {
@@ -74,4 +81,28 @@ pub(crate) fn read_frame(
         )));
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_frame_with, read_frame, write_frame};
+
+    #[test]
+    fn a_frame_built_in_place_equals_a_written_one_and_reads_back() {
+        let payloads: [&[u8]; 3] = [b"", b"one", &[7u8; 5000]];
+        let mut in_place = b"prefix".to_vec();
+        let mut written = b"prefix".to_vec();
+        for payload in payloads {
+            encode_frame_with(&mut in_place, |out| out.extend_from_slice(payload));
+            write_frame(&mut written, payload).unwrap();
+        }
+        assert_eq!(in_place, written);
+        let mut reader = &in_place[b"prefix".len()..];
+        let mut read = Vec::new();
+        for payload in payloads {
+            assert!(read_frame(&mut reader, &mut read).unwrap());
+            assert_eq!(read, payload);
+        }
+        assert!(!read_frame(&mut reader, &mut read).unwrap());
+    }
 }

@@ -27,16 +27,19 @@ use passerelle_pki::merkle::leaf_hash;
 use crate::accumulator::MerkleAccumulator;
 use crate::checkpoint::{CheckpointSummary, Timestamper, unix_millis};
 use crate::error::LogError;
-use crate::frame::{FRAME_HEADER, encode_frame};
+use crate::frame::{FRAME_HEADER, encode_frame_with};
 use crate::hash::Sha256Hash;
 use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer};
 use crate::keys::KeyRing;
 use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::{
-    RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
-    segment_path, segments_dir,
+    SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments, segment_path,
+    segments_dir,
 };
 use crate::ticket::{AppendTicket, Appended, TicketShared};
+
+/// Bytes of a frame besides the record's JSON: frame header, entry hash and the content's head.
+const FRAME_OVERHEAD: usize = 8 + 32 + 160;
 
 /// Whether a batch is synced to stable storage before its tickets complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,7 +452,11 @@ impl MessageLog {
     }
 
     fn prepare_body(&self, body: EntryBody, label: &str) -> Result<Pending, LogError> {
-        let body_json = serde_json::to_vec(&body).map_err(|e| LogError::Encode {
+        let mut body_json = Vec::with_capacity(match &body {
+            EntryBody::Exchange(record) => record.json_size_hint(),
+            EntryBody::Checkpoint(_) => 1024,
+        });
+        serde_json::to_writer(&mut body_json, &body).map_err(|e| LogError::Encode {
             message_id: label.to_owned(),
             message: e.to_string(),
         })?;
@@ -681,16 +688,26 @@ impl Writer {
             tracing::error!(%error, "cannot start a new message-log segment");
             return self.fail(batch, &error);
         }
-        let mut buffer = Vec::new();
+        // Each frame is written in place: header, entry hash, content (no copies of the record).
+        let mut buffer = Vec::with_capacity(
+            batch
+                .iter()
+                .map(|pending| pending.body_json.len() + FRAME_OVERHEAD)
+                .sum(),
+        );
         let mut previous = self.last_hash;
         let mut done = Vec::with_capacity(batch.len());
         for (index, pending) in batch.iter().enumerate() {
             let sequence = self.next_sequence + index as u64;
-            let content = Entry::content_bytes(sequence, &previous, &pending.body_json);
-            let hash = Sha256Hash::chain(&previous, &Sha256Hash::of(&content));
             let offset = self.segment_len + buffer.len() as u64;
-            let raw = RawEntry { hash, content };
-            encode_frame(&raw.payload(), &mut buffer);
+            let mut hash = previous;
+            encode_frame_with(&mut buffer, |payload| {
+                let hash_at = payload.len();
+                payload.extend_from_slice(&[0; 32]);
+                Entry::write_content(sequence, &previous, &pending.body_json, payload);
+                hash = Sha256Hash::chain(&previous, &Sha256Hash::of(&payload[hash_at + 32..]));
+                payload[hash_at..hash_at + 32].copy_from_slice(&hash.0);
+            });
             done.push((Appended { sequence, hash }, offset));
             previous = hash;
         }

@@ -64,6 +64,29 @@ pub struct ExchangeRecord {
 }
 
 impl ExchangeRecord {
+    /// About how many bytes its JSON takes (binary fields as base64, plus the rest), so that the
+    /// encoder's buffer is allocated once rather than grown by doubling.
+    pub(crate) fn json_size_hint(&self) -> usize {
+        let chain = |chain: &[Vec<u8>]| chain.iter().map(Vec::len).sum::<usize>();
+        let part = |part: &MessagePart| {
+            part.signing_input.len()
+                + part.certificate_status.as_ref().map_or(0, Vec::len)
+                + part.signature.as_ref().map_or(0, |signature| {
+                    signature.signature.len() + chain(&signature.certificate_chain)
+                })
+                + match &part.body {
+                    Body::Sealed { sealed, .. } => sealed.len(),
+                    Body::Plain(plain) => plain.len(),
+                    Body::Absent => 0,
+                }
+        };
+        let peer = self.peer_authentication.as_ref().map_or(0, |peer| {
+            chain(&peer.certificate_chain) + peer.certificate_status.as_ref().map_or(0, Vec::len)
+        });
+        let binary = part(&self.request) + part(&self.response) + peer;
+        binary / 3 * 4 + 2048
+    }
+
     /// Milliseconds between receiving the request and sending the response.
     pub fn duration_ms(&self) -> u64 {
         self.response_sent_at_ms
@@ -188,16 +211,22 @@ pub struct Entry {
 pub(crate) const CONTENT_FORMAT: u32 = 1;
 
 impl Entry {
-    /// Builds content bytes from a pre-serialized entry body (done outside the writer thread).
-    pub(crate) fn content_bytes(sequence: u64, previous: &Sha256Hash, body_json: &[u8]) -> Vec<u8> {
-        let head = format!(
+    /// Appends the content bytes of an entry, around its pre-serialized body (serialized outside
+    /// the writer thread), to `out`.
+    pub(crate) fn write_content(
+        sequence: u64,
+        previous: &Sha256Hash,
+        body_json: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
             r#"{{"format":{CONTENT_FORMAT},"sequence":{sequence},"previous_hash":"{previous}","entry":"#
         );
-        let mut content = Vec::with_capacity(head.len() + body_json.len() + 1);
-        content.extend_from_slice(head.as_bytes());
-        content.extend_from_slice(body_json);
-        content.push(b'}');
-        content
+        out.extend_from_slice(body_json);
+        out.push(b'}');
     }
 
     pub fn message_id(&self) -> Option<&str> {
