@@ -63,6 +63,10 @@ pub(crate) struct BenchArgs {
     /// large bodies beyond a handful. Its figures mean nothing.
     #[arg(long)]
     smoke: bool,
+    /// Keep the security servers' message logs when the run ends. A full run logs several GB;
+    /// by default they are deleted once the figures are written.
+    #[arg(long)]
+    keep_logs: bool,
 }
 
 /// The processes the benchmark starts from this binary; not for direct use.
@@ -139,6 +143,7 @@ struct Plan {
     /// How long a freshly started security server is left alone after its first exchange
     /// before its idle memory is read.
     idle_settle: Duration,
+    keep_logs: bool,
     /// (body bytes, connections, requests per step)
     large: Vec<(usize, usize, u64)>,
 }
@@ -161,6 +166,7 @@ impl Plan {
                 max_requests: Some(300),
                 nginx: false,
                 idle_settle: Duration::from_millis(200),
+                keep_logs: args.keep_logs,
                 large: vec![(100 * 1024, 2, 10)],
             };
         }
@@ -175,6 +181,7 @@ impl Plan {
             max_requests: None,
             nginx: !args.no_nginx,
             idle_settle: Duration::from_secs(3),
+            keep_logs: args.keep_logs,
             large: vec![(100 * 1024, 8, 2000), (5 * 1024 * 1024, 2, 40)],
         }
     }
@@ -584,6 +591,11 @@ async fn bench(plan: &Plan) -> anyhow::Result<()> {
     });
     let stopped = rig.stop_pair();
     let memory = rig.memory.clone();
+    if !plan.keep_logs
+        && let Err(error) = remove_message_logs(&rig.federation)
+    {
+        eprintln!("warning: {error:#}");
+    }
     rig.shutdown().await?;
     let results = outcome?;
     stopped?;
@@ -600,6 +612,24 @@ async fn bench(plan: &Plan) -> anyhow::Result<()> {
     std::fs::write(&plan.output, serde_json::to_vec_pretty(&json)?)
         .with_context(|| format!("cannot write {}", plan.output.display()))?;
     println!("\nJSON: {}", plan.output.display());
+    Ok(())
+}
+
+/// Deletes the message logs the run's security servers wrote (synthetic exchanges only).
+fn remove_message_logs(federation: &PreparedFederation) -> anyhow::Result<()> {
+    for (id, config) in &federation.server_configs {
+        let config = passerelle_security_server::config::ServerConfig::load(config)?;
+        if let Some(dir) = config.message_log_dir
+            && dir.exists()
+        {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot delete {} ({id})", dir.display()))?;
+            eprintln!(
+                "deleted the message log of {id} ({}); --keep-logs keeps it",
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 
