@@ -220,20 +220,25 @@ fn hash(text: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_the_values_that_change_with_every_message_are_kept_out_of_the_hpack_table() {
-        let envelope = SignatureEnvelope {
+    /// An envelope with every field set: leaf 2 of a batch of 3.
+    fn sample() -> SignatureEnvelope {
+        SignatureEnvelope {
             signing_time: SigningTime(1_700_000_000_123),
             algorithm: SignatureAlgorithm::EcdsaP256Sha256,
             signature: vec![1, 2, 3],
             signer_chain: vec![vec![4, 5], vec![6]],
             batch_root: [7; 32],
             proof: InclusionProof {
-                leaf_index: 0,
-                tree_size: 2,
+                leaf_index: 2,
+                tree_size: 3,
                 path: vec![[8; 32]],
             },
-        };
+        }
+    }
+
+    #[test]
+    fn only_the_values_that_change_with_every_message_are_kept_out_of_the_hpack_table() {
+        let envelope = sample();
         let mut headers = HeaderMap::new();
         envelope.write(&mut headers);
         for name in [SIGNING_TIME, SIGNATURE, BATCH_ROOT, BATCH_INDEX, BATCH_PATH] {
@@ -255,18 +260,7 @@ mod tests {
 
     #[test]
     fn envelope_round_trips_through_headers() {
-        let envelope = SignatureEnvelope {
-            signing_time: SigningTime(1_700_000_000_123),
-            algorithm: SignatureAlgorithm::EcdsaP256Sha256,
-            signature: vec![1, 2, 3],
-            signer_chain: vec![vec![4, 5], vec![6]],
-            batch_root: [7; 32],
-            proof: InclusionProof {
-                leaf_index: 2,
-                tree_size: 3,
-                path: vec![[8; 32]],
-            },
-        };
+        let envelope = sample();
         let mut headers = HeaderMap::new();
         envelope.write(&mut headers);
         assert_eq!(SignatureEnvelope::read(&headers).unwrap(), envelope);

@@ -373,6 +373,27 @@ fn local(listener: &TcpListener, address: SocketAddr) -> Result<SocketAddr, Serv
     })
 }
 
+/// The next accepted connection, with `TCP_NODELAY` set, or `None` once `stopped` changes.
+/// HTTP/2 and TLS write a response in several small writes; with Nagle's algorithm the later
+/// ones waited for the peer's delayed ACK (40 ms on Linux) now and then.
+async fn next_connection(
+    listener: &TcpListener,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, remote));
+                }
+                Err(error) => tracing::warn!(%error, "accept failed"),
+            },
+        }
+    }
+}
+
 async fn serve_peers(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -381,17 +402,7 @@ async fn serve_peers(
     mut stopped: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (stream, remote) = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => { tracing::warn!(%error, "accept failed"); continue; }
-            },
-        };
-        // HTTP/2 and TLS write a response in several small writes; with Nagle's algorithm the
-        // second waits for the peer's delayed ACK (40 ms on Linux) now and then.
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, remote)) = next_connection(&listener, &mut stopped).await {
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             tracing::warn!(%remote, "connection limit reached; closing a peer connection");
             continue;
@@ -502,17 +513,7 @@ async fn serve_local(
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
-    loop {
-        let (stream, remote) = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => { tracing::warn!(%error, "accept failed"); continue; }
-            },
-        };
-        // HTTP/2 and TLS write a response in several small writes; with Nagle's algorithm the
-        // second waits for the peer's delayed ACK (40 ms on Linux) now and then.
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, remote)) = next_connection(&listener, &mut stopped).await {
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             refuse_over_limit(stream, remote, acceptor.is_some(), &refusals, &shared);
             continue;
@@ -556,14 +557,7 @@ async fn serve_admin(
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        let stream = tokio::select! {
-            _ = stopped.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
+    while let Some((stream, _)) = next_connection(&listener, &mut stopped).await {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |request: hyper::Request<Incoming>| {
