@@ -15,16 +15,14 @@ use passerelle_globalconf::{GlobalConf, SecurityServer};
 use passerelle_ids::{FaultCode, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
-use passerelle_protocol::envelope::{
-    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, write_certificate_status,
-};
+use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
 
-use crate::exchange::{ExchangeIds, SignedPart, record};
+use crate::exchange::{ExchangeIds, SignedPart, logged_path, record};
 use crate::http_util::{Body, BodyError, Fault, header_bytes, random_hex, random_uuid, read_body};
 use crate::metrics::Role;
-use crate::ocsp::{Role as CertificateRole, Verifier};
+use crate::ocsp::Verifier;
 use crate::peers::PeerError;
 use crate::server::Shared;
 use crate::signer::SignatureProblem;
@@ -194,21 +192,13 @@ async fn consume(
     let request_bytes = input.encode();
     let request_hash = sha256(&request_bytes);
     // Fail closed before signing when this server cannot prove its certificates are good.
-    let freshness = conf.settings.ocsp_freshness();
-    let own_status = |role: &CertificateRole| {
-        shared
-            .own_status
-            .staple(role, now, freshness)
-            .map_err(|reason| {
-                Fault::hidden(
-                    FaultCode::ClientProxyCertificateStatusUnavailable,
-                    "this security server has no fresh status for its own certificates",
-                    reason,
-                )
-            })
-    };
-    let signer_status = own_status(&CertificateRole::Signing(client.member().clone()))?;
-    let auth_status = own_status(&CertificateRole::Authentication)?;
+    let own_staples = shared.own_status.staples_for(
+        client.member(),
+        now,
+        conf.settings.ocsp_freshness(),
+        FaultCode::ClientProxyCertificateStatusUnavailable,
+        "this security server has no fresh status for its own certificates",
+    )?;
     let envelope = signer
         .sign(&request_bytes, input.signing_time)
         .await
@@ -234,16 +224,7 @@ async fn consume(
         }
         ids.write_request_headers(out_headers);
         envelope.write(out_headers);
-        write_certificate_status(
-            out_headers,
-            SIGNER_CERTIFICATE_STATUS,
-            signer_status.as_deref().map(Vec::as_slice),
-        );
-        write_certificate_status(
-            out_headers,
-            AUTH_CERTIFICATE_STATUS,
-            auth_status.as_deref().map(Vec::as_slice),
-        );
+        own_staples.write(out_headers);
         let call = async {
             let (response, provider_certificate) = shared.peers.send(provider, outbound).await?;
             let (response_parts, response_body) = response.into_parts();
@@ -380,15 +361,7 @@ async fn consume(
         Side::Consumer,
         &ids,
         parts.method.as_str(),
-        format!(
-            "{}{}",
-            service_path.rest,
-            parts
-                .uri
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
-        ),
+        logged_path(&service_path.rest, &parts.uri),
         SigningTime::from_system_time(now).0,
         SigningTime::from_system_time(sent).0,
         response_parts.status.as_u16(),
@@ -398,7 +371,7 @@ async fn consume(
             body: &body,
             body_digest: input.body_digest,
             keep_body,
-            certificate_status: signer_status.map(|der| der.to_vec()),
+            certificate_status: own_staples.signer.map(|der| der.to_vec()),
         },
         SignedPart {
             signing_input: response_bytes,

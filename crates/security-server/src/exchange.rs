@@ -56,6 +56,14 @@ impl ExchangeIds {
     }
 }
 
+/// The path and query a record logs: the part after the service, then `?query` if any.
+pub(crate) fn logged_path(rest: &str, uri: &http::Uri) -> String {
+    match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    }
+}
+
 pub(crate) fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(HeaderName::from_static(name), value);

@@ -127,6 +127,28 @@ pub(crate) fn approved_issuer<'a>(
     })
 }
 
+/// The two responses this server staples to a message: its signer's beside the signature, its
+/// server's for the TLS connection (each absent when that certificate's CA has no responder).
+pub(crate) struct OwnStaples {
+    pub(crate) signer: Option<Arc<Vec<u8>>>,
+    pub(crate) auth: Option<Arc<Vec<u8>>>,
+}
+
+impl OwnStaples {
+    /// Writes both as `X-Passerelle-*-Certificate-Status` headers.
+    pub(crate) fn write(&self, headers: &mut http::HeaderMap) {
+        use passerelle_protocol::envelope::{
+            AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, write_certificate_status,
+        };
+        for (name, der) in [
+            (SIGNER_CERTIFICATE_STATUS, &self.signer),
+            (AUTH_CERTIFICATE_STATUS, &self.auth),
+        ] {
+            write_certificate_status(headers, name, der.as_deref().map(Vec::as_slice));
+        }
+    }
+}
+
 /// The two responses a peer staples: its signer's beside the signature, its server's for the
 /// TLS connection. Kept in the log as evidence once checked.
 #[derive(Debug, Clone, Default)]
@@ -392,6 +414,26 @@ impl OwnStatuses {
     /// The response to staple for `role` at `now`: `Ok(None)` when its CA has no responder,
     /// the DER of a good response no older than `freshness`, or why there is none (the exchange
     /// must then fail closed with `CertificateStatusUnavailable`).
+    /// This server's two staples for a message signed for `member`: fail closed with `code`
+    /// (and `what`, the public message) when either is missing or stale.
+    pub(crate) fn staples_for(
+        &self,
+        member: &MemberId,
+        now: SystemTime,
+        freshness: Duration,
+        code: FaultCode,
+        what: &'static str,
+    ) -> Result<OwnStaples, Fault> {
+        let staple = |role: Role| {
+            self.staple(&role, now, freshness)
+                .map_err(|reason| Fault::hidden(code, what, reason))
+        };
+        Ok(OwnStaples {
+            signer: staple(Role::Signing(member.clone()))?,
+            auth: staple(Role::Authentication)?,
+        })
+    }
+
     pub(crate) fn staple(
         &self,
         role: &Role,

@@ -15,19 +15,17 @@ use passerelle_globalconf::GlobalConf;
 use passerelle_ids::{FaultCode, ServiceId, ServicePath};
 use passerelle_messagelog::Side;
 use passerelle_pki::digest::sha256;
-use passerelle_protocol::envelope::{
-    AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, SignatureEnvelope, write_certificate_status,
-};
+use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::path::CanonicalPath;
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
 
 use crate::access::{has_any_right, is_allowed};
 use crate::config::{OpenApiSource, ServerConfig, ServiceConfig, TimestampMode};
-use crate::exchange::{ExchangeIds, SignedPart, record, set_varying};
+use crate::exchange::{ExchangeIds, SignedPart, logged_path, record, set_varying};
 use crate::http_util::{Body, BodyError, Fault, read_body};
 use crate::metrics::Role;
-use crate::ocsp::{Role as CertificateRole, Verifier};
+use crate::ocsp::Verifier;
 use crate::server::Shared;
 use crate::signer::SignatureProblem;
 
@@ -249,21 +247,13 @@ async fn provide(
 
     // 7. This server can prove its own certificates are good (fail closed otherwise), before
     // the backend is called.
-    let freshness = conf.settings.ocsp_freshness();
-    let own_status = |role: &CertificateRole| {
-        shared
-            .own_status
-            .staple(role, now, freshness)
-            .map_err(|reason| {
-                Fault::hidden(
-                    FaultCode::ServerProxyCertificateStatusUnavailable,
-                    "the provider's security server has no fresh status for its own certificates",
-                    reason,
-                )
-            })
-    };
-    let own_signer_status = own_status(&CertificateRole::Signing(service.member().clone()))?;
-    let own_auth_status = own_status(&CertificateRole::Authentication)?;
+    let own_staples = shared.own_status.staples_for(
+        service.member(),
+        now,
+        conf.settings.ocsp_freshness(),
+        FaultCode::ServerProxyCertificateStatusUnavailable,
+        "the provider's security server has no fresh status for its own certificates",
+    )?;
 
     let ids = ExchangeIds {
         message_id,
@@ -338,15 +328,7 @@ async fn provide(
         Side::Provider,
         &ids,
         parts.method.as_str(),
-        format!(
-            "{}{}",
-            service_path.rest,
-            parts
-                .uri
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
-        ),
+        logged_path(&service_path.rest, &parts.uri),
         SigningTime::from_system_time(now).0,
         response_time.0,
         status.as_u16(),
@@ -364,7 +346,7 @@ async fn provide(
             body: &response_body,
             body_digest: response_input.body_digest,
             keep_body,
-            certificate_status: own_signer_status.as_ref().map(|der| der.to_vec()),
+            certificate_status: own_staples.signer.as_ref().map(|der| der.to_vec()),
         },
         peer_leaf,
         staples.auth,
@@ -395,16 +377,7 @@ async fn provide(
         out.append(name, value);
     }
     response_envelope.write(out);
-    write_certificate_status(
-        out,
-        SIGNER_CERTIFICATE_STATUS,
-        own_signer_status.as_deref().map(Vec::as_slice),
-    );
-    write_certificate_status(
-        out,
-        AUTH_CERTIFICATE_STATUS,
-        own_auth_status.as_deref().map(Vec::as_slice),
-    );
+    own_staples.write(out);
     set_varying(out, headers::REQUEST_HASH, &STANDARD.encode(request_hash));
     set_varying(out, headers::ID, &ids.message_id);
     set_varying(out, headers::REQUEST_ID, &ids.request_id);
