@@ -320,8 +320,8 @@ impl RootCache {
     }
 
     /// Verifies that `signing_input` was signed by `member` under `conf` at `now`: the signer
-    /// chain, the inclusion proof, then the root signature (skipped when the same root, signer
-    /// and configuration were verified before).
+    /// chain, the inclusion proof, then the root signature (skipped when the same signature over
+    /// the same root, by the same signer under the same configuration, was verified before).
     pub fn verify(
         &self,
         conf: &GlobalConf,
@@ -351,6 +351,8 @@ impl RootCache {
             let mut hasher = passerelle_pki::digest::Sha256::new();
             hasher
                 .update(&envelope.batch_root)
+                .update(&(envelope.signature.len() as u64).to_be_bytes())
+                .update(&envelope.signature)
                 .update(leaf.der())
                 .update(&conf.serial.to_be_bytes());
             hasher.update(envelope.algorithm.as_str().as_bytes());

@@ -231,6 +231,17 @@ fn a_bad_root_signature_is_refused_before_it_is_cached() {
     cache
         .verify(&conf(), &member, input, &envelope, fixed_now())
         .unwrap();
+    // A verified root does not vouch for other signature bytes over it: the envelope is logged
+    // as evidence, and evidence with a bad signature must not be accepted from the cache.
+    let good = std::mem::replace(
+        &mut envelope.signature,
+        key.sign(b"something else").unwrap(),
+    );
+    assert!(matches!(
+        cache.verify(&conf(), &member, input, &envelope, fixed_now()),
+        Err(SignatureProblem::Signature(_))
+    ));
+    envelope.signature = good;
     // After the validity of the chain, the same signature is refused for its certificate.
     let late = UNIX_EPOCH + Duration::from_secs(2_400_000_000);
     let mut late_conf = conf();
