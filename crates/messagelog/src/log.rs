@@ -444,9 +444,9 @@ impl MessageLog {
                 .ok_or_else(|| LogError::NoBodyKey {
                     message_id: message_id.to_owned(),
                 })?;
-            part.body_digest = Sha256Hash::of(plaintext);
-            part.body_size = plaintext.len() as u64;
-            part.body = keys.seal(message_id, side, part_name, plaintext)?;
+            part.body_digest = Sha256Hash(*plaintext.sha256());
+            part.body_size = plaintext.bytes().len() as u64;
+            part.body = keys.seal(message_id, side, part_name, plaintext.bytes())?;
         }
         Ok(())
     }

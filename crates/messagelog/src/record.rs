@@ -5,6 +5,7 @@
 //! time-stamps can be checked without the body key.
 
 use passerelle_ids::{ServiceId, SubsystemId};
+use passerelle_pki::digest::Digested;
 use passerelle_pki::merkle::InclusionProof;
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ impl ExchangeRecord {
                 })
                 + match &part.body {
                     Body::Sealed { sealed, .. } => sealed.len(),
-                    Body::Plain(plain) => plain.len(),
+                    Body::Plain(plain) => plain.bytes().len(),
                     Body::Absent => 0,
                 }
         };
@@ -165,9 +166,10 @@ pub enum Body {
         sealed: Vec<u8>,
     },
     /// Input only: a plaintext body handed to [`crate::MessageLog::append`], which seals it under
-    /// the current key before anything is written. It can never be serialized.
+    /// the current key before anything is written, and whose digest becomes the part's
+    /// `body_digest`. It can never be serialized.
     #[serde(skip)]
-    Plain(Vec<u8>),
+    Plain(Digested<Vec<u8>>),
 }
 
 /// A batch time-stamp over the entries `first_sequence..=last_sequence`.

@@ -41,6 +41,42 @@ impl Default for Sha256 {
     }
 }
 
+/// Bytes together with their SHA-256, computed by [`Digested::new`]: holding one is proof that
+/// the digest is of these bytes, so a body hashed once for its signing input need not be hashed
+/// again where it is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digested<B> {
+    bytes: B,
+    sha256: [u8; 32],
+}
+
+impl<B: AsRef<[u8]>> Digested<B> {
+    pub fn new(bytes: B) -> Self {
+        let sha256 = sha256(bytes.as_ref());
+        Digested { bytes, sha256 }
+    }
+
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    pub fn bytes(&self) -> &B {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> B {
+        self.bytes
+    }
+
+    /// A copy of the bytes, with the digest carried over rather than computed again.
+    pub fn to_vec(&self) -> Digested<Vec<u8>> {
+        Digested {
+            bytes: self.bytes.as_ref().to_vec(),
+            sha256: self.sha256,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +94,8 @@ mod tests {
         let mut incremental = Sha256::new();
         incremental.update(b"a").update(b"bc");
         assert_eq!(incremental.finish(), sha256(b"abc"));
+        let digested = Digested::new(b"abc".to_vec());
+        assert_eq!(digested.sha256(), &sha256(b"abc"));
+        assert_eq!(digested.to_vec(), digested);
     }
 }

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use passerelle_globalconf::{GlobalConf, SecurityServer};
 use passerelle_ids::{FaultCode, ServicePath};
 use passerelle_messagelog::Side;
-use passerelle_pki::digest::sha256;
+use passerelle_pki::digest::{Digested, sha256};
 use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::signing::{RequestSigningInput, ResponseSigningInput, SigningTime};
@@ -155,7 +155,8 @@ async fn consume(
                 FaultCode::ClientBadRequest,
                 format!("cannot read the body: {reason}"),
             ),
-        })?;
+        })
+        .map(Digested::new)?;
 
     let ids = ExchangeIds {
         message_id: client_headers
@@ -186,7 +187,7 @@ async fn consume(
         issue: ids.issue.clone(),
         represented_party: ids.represented_party.clone(),
         headers_digest: headers_digest(&forwarded),
-        body_digest: sha256(&body),
+        body_digest: *body.sha256(),
         signing_time: SigningTime::from_system_time(now),
     };
     let request_bytes = input.encode();
@@ -213,7 +214,7 @@ async fn consume(
     let mut last_fault = None;
     let mut answered = None;
     for provider in providers {
-        let mut outbound = Request::new(Full::new(body.clone()));
+        let mut outbound = Request::new(Full::new(body.bytes().clone()));
         *outbound.method_mut() = parts.method.clone();
         *outbound.uri_mut() = path_and_query
             .parse()
@@ -316,6 +317,7 @@ async fn consume(
         )
     })?;
     let response_forwarded = forwardable(&response_parts.headers);
+    let response_body = Digested::new(response_body);
     let response_input = ResponseSigningInput {
         message_id: ids.message_id.clone(),
         request_id: ids.request_id.clone(),
@@ -324,7 +326,7 @@ async fn consume(
         request_hash,
         status: response_parts.status.as_u16(),
         headers_digest: headers_digest(&response_forwarded),
-        body_digest: sha256(&response_body),
+        body_digest: *response_body.sha256(),
         signing_time: response_envelope.signing_time,
     };
     let response_bytes = response_input.encode();
@@ -369,7 +371,6 @@ async fn consume(
             signing_input: request_bytes,
             envelope: &envelope,
             body: &body,
-            body_digest: input.body_digest,
             keep_body,
             certificate_status: own_staples.signer.map(|der| der.to_vec()),
         },
@@ -377,7 +378,6 @@ async fn consume(
             signing_input: response_bytes,
             envelope: &response_envelope,
             body: &response_body,
-            body_digest: response_input.body_digest,
             keep_body,
             certificate_status: staples.signer,
         },
@@ -392,7 +392,7 @@ async fn consume(
         )
     })?;
 
-    let mut response = Response::new(Full::new(response_body));
+    let mut response = Response::new(Full::new(response_body.into_bytes()));
     *response.status_mut() = response_parts.status;
     for (name, value) in response_forwarded {
         response.headers_mut().append(name, value);

@@ -8,6 +8,7 @@ use passerelle_messagelog::{
     BatchEvidence, Body, ExchangeRecord, MessagePart, PeerAuthentication, Sha256Hash, Side,
     SignatureEvidence,
 };
+use passerelle_pki::digest::Digested;
 use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers;
 
@@ -83,9 +84,8 @@ pub(crate) fn set_varying(headers: &mut HeaderMap, name: &'static str, value: &s
 pub(crate) struct SignedPart<'a> {
     pub(crate) signing_input: Vec<u8>,
     pub(crate) envelope: &'a SignatureEnvelope,
-    pub(crate) body: &'a Bytes,
-    /// SHA-256 of `body`, as the signing input already carries it (not hashed a second time).
-    pub(crate) body_digest: [u8; 32],
+    /// The body with the SHA-256 its signing input carries (not hashed a second time).
+    pub(crate) body: &'a Digested<Bytes>,
     pub(crate) keep_body: bool,
     /// The OCSP response stapled beside the signature (DER), kept as evidence.
     pub(crate) certificate_status: Option<Vec<u8>>,
@@ -105,8 +105,8 @@ impl SignedPart<'_> {
                 }),
             }),
             certificate_status: self.certificate_status,
-            body_digest: Sha256Hash(self.body_digest),
-            body_size: u64::try_from(self.body.len()).unwrap_or(u64::MAX),
+            body_digest: Sha256Hash(*self.body.sha256()),
+            body_size: u64::try_from(self.body.bytes().len()).unwrap_or(u64::MAX),
             body: if self.keep_body {
                 Body::Plain(self.body.to_vec())
             } else {

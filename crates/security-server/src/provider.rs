@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use passerelle_globalconf::GlobalConf;
 use passerelle_ids::{FaultCode, ServiceId, ServicePath};
 use passerelle_messagelog::Side;
-use passerelle_pki::digest::sha256;
+use passerelle_pki::digest::{Digested, sha256};
 use passerelle_protocol::envelope::SignatureEnvelope;
 use passerelle_protocol::headers::{self, ClientHeaders, forwardable, headers_digest};
 use passerelle_protocol::path::CanonicalPath;
@@ -171,7 +171,8 @@ async fn provide(
                 format!("the body exceeds {} bytes", config.limits.max_body_bytes),
             ),
             BodyError::Broken(reason) => bad_request(format!("cannot read the body: {reason}")),
-        })?;
+        })
+        .map(Digested::new)?;
     // 4. The signature.
     let envelope = SignatureEnvelope::read(&parts.headers).map_err(|error| {
         Fault::new(
@@ -196,7 +197,7 @@ async fn provide(
         issue: client_headers.issue.clone(),
         represented_party: client_headers.represented_party.clone(),
         headers_digest: headers_digest(&forwarded),
-        body_digest: sha256(&body),
+        body_digest: *body.sha256(),
         signing_time: envelope.signing_time,
     };
     let request_bytes = input.encode();
@@ -277,7 +278,7 @@ async fn provide(
                 &service_path.rest,
                 parts.uri.query(),
                 &forwarded,
-                body.clone(),
+                body.bytes().clone(),
             )
             .await?;
             (status, headers, body, service_config.log_bodies)
@@ -298,6 +299,7 @@ async fn provide(
     })?;
     let request_hash = sha256(&request_bytes);
     let response_forwarded: Vec<(HeaderName, HeaderValue)> = forwardable(&response_headers);
+    let response_body = Digested::new(response_body);
     let response_time = SigningTime::from_system_time(shared.clock.now());
     let response_input = ResponseSigningInput {
         message_id: ids.message_id.clone(),
@@ -307,7 +309,7 @@ async fn provide(
         request_hash,
         status: status.as_u16(),
         headers_digest: headers_digest(&response_forwarded),
-        body_digest: sha256(&response_body),
+        body_digest: *response_body.sha256(),
         signing_time: response_time,
     };
     let response_bytes = response_input.encode();
@@ -336,7 +338,6 @@ async fn provide(
             signing_input: request_bytes,
             envelope: &envelope,
             body: &body,
-            body_digest: input.body_digest,
             keep_body,
             certificate_status: staples.signer,
         },
@@ -344,7 +345,6 @@ async fn provide(
             signing_input: response_bytes,
             envelope: &response_envelope,
             body: &response_body,
-            body_digest: response_input.body_digest,
             keep_body,
             certificate_status: own_staples.signer.as_ref().map(|der| der.to_vec()),
         },
@@ -370,7 +370,7 @@ async fn provide(
             })?;
     }
 
-    let mut response = Response::new(Full::new(response_body));
+    let mut response = Response::new(Full::new(response_body.into_bytes()));
     *response.status_mut() = status;
     let out = response.headers_mut();
     for (name, value) in response_forwarded {

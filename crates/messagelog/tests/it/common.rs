@@ -13,6 +13,7 @@ use passerelle_messagelog::{
 use passerelle_pki::SigningKey;
 use passerelle_pki::aead::BodyKey;
 use passerelle_pki::devca::{DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity};
+use passerelle_pki::digest::Digested;
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -99,7 +100,7 @@ fn part(
         body: if metadata_only {
             Body::Absent
         } else {
-            Body::Plain(body.to_vec())
+            Body::Plain(Digested::new(body.to_vec()))
         },
     }
 }
