@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use passerelle_pki::merkle::leaf_hash;
 
@@ -182,11 +182,12 @@ impl MessageLog {
         let segments = segments_dir(dir);
         std::fs::create_dir_all(&segments).map_err(|e| LogError::io("create", &segments, e))?;
         let index_path = dir.join("index");
-        let db = sled::Config::new()
-            .path(&index_path)
-            .cache_capacity(options.index_cache_bytes)
-            .open()
-            .map_err(|e| LogError::index(&index_path, e))?;
+        let db = open_index(
+            &sled::Config::new()
+                .path(&index_path)
+                .cache_capacity(options.index_cache_bytes),
+        )
+        .map_err(|e| LogError::index(&index_path, e))?;
         let trees = Trees::open(&db, &index_path)?;
         let tail = repair_tail(dir)?;
         let inner = Arc::new(Inner {
@@ -487,6 +488,30 @@ impl MessageLog {
             }
         }
         tickets
+    }
+}
+
+/// How long opening the index waits for its file lock to be released.
+const INDEX_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the index database. sled releases its file lock from a background thread some time
+/// after the last `sled::Db` handle is dropped, so a log closed and opened again in the same
+/// process (a restart of the log, a test) can find the lock still held: the open is retried
+/// for up to [`INDEX_LOCK_WAIT`]. A lock held by another process for longer still fails, with
+/// sled's error.
+fn open_index(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + INDEX_LOCK_WAIT;
+    loop {
+        match config.open() {
+            // sled 0.34 reports the lock only in the text of an `ErrorKind::Other` error.
+            Err(sled::Error::Io(error))
+                if error.to_string().starts_with("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
     }
 }
 
@@ -889,6 +914,23 @@ mod tests {
             log.sequences_of_message("m1").unwrap(),
             vec![appended[1].sequence]
         );
+    }
+
+    #[test]
+    fn the_index_opens_once_an_earlier_holder_lets_go_and_not_while_it_holds_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = sled::open(dir.path().join("index")).unwrap();
+        let error = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync))
+            .err()
+            .unwrap();
+        assert!(matches!(error, LogError::Index { .. }), "{error:?}");
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        releaser.join().unwrap();
+        append(&log, 0..1);
     }
 
     #[test]
