@@ -18,6 +18,9 @@
 //!   the entries after the last indexed sequence are indexed again from the segments ([`rebuild`]);
 //! - entries are indexed in sequence order, and within one application the `sequence` tree is
 //!   written last, so an indexed sequence implies that its other index entries exist;
+//! - the `sequence` tree is sparse: it holds the first entry of every segment and every
+//!   [`SEQUENCE_STRIDE`]th entry, and an entry between two is found by skipping frames from the
+//!   one before it, in the same segment;
 //! - after a failure the index thread stops for good (until the log is reopened), so a gap in
 //!   the index is never followed by indexed later entries, which `rebuild` would not look behind;
 //! - at most [`MAX_QUEUED`] entries wait for the index thread: beyond that the writer waits for
@@ -42,9 +45,15 @@ pub(crate) const MAX_QUEUED: usize = 8_192;
 /// How long a read (or a throttled writer) waits for the index to advance at all before giving up.
 pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(30);
 
+/// Every this many entries (and the first of each segment) the `sequence` tree records where
+/// an entry is. Recording every entry was a sled insert per exchange for look-ups that are
+/// rare; from a recorded entry a look-up skips at most this many frames by their headers.
+pub(crate) const SEQUENCE_STRIDE: u64 = 32;
+
 /// The sled trees of the index.
 pub(crate) struct Trees {
-    /// sequence → (segment first sequence, byte offset), both big-endian `u64`.
+    /// sequence → (segment first sequence, byte offset), both big-endian `u64`, for the first
+    /// entry of each segment and every [`SEQUENCE_STRIDE`]th entry.
     pub(crate) sequence: sled::Tree,
     /// message id + sequence → nothing (`sequences_of_message`).
     pub(crate) message: sled::Tree,
@@ -410,7 +419,9 @@ impl<'a> IndexWriter<'a> {
         }
         // Last, so that an indexed sequence implies its other index entries exist (sled replays
         // its log in order after a crash).
-        for item in items {
+        for item in items.iter().filter(|item| {
+            item.offset == SEGMENT_HEADER || item.sequence.is_multiple_of(SEQUENCE_STRIDE)
+        }) {
             trees
                 .sequence
                 .insert(
@@ -560,14 +571,19 @@ impl Indexed<'_> {
         self.inner.index_error(error)
     }
 
-    pub(crate) fn locate(&self, sequence: u64) -> Result<Option<(u64, u64)>, LogError> {
-        let value = self
+    /// The recorded entry at or before `sequence`: its sequence, segment and byte offset.
+    fn recorded_at_or_before(&self, sequence: u64) -> Result<Option<(u64, u64, u64)>, LogError> {
+        let found = self
             .inner
             .trees
             .sequence
-            .get(sequence.to_be_bytes())
+            .range(..=sequence.to_be_bytes())
+            .next_back()
+            .transpose()
             .map_err(|e| self.error(e))?;
-        Ok(value.and_then(|value| Some((be_u64(&value)?, be_u64(value.get(8..)?)?))))
+        Ok(found.and_then(|(key, value)| {
+            Some((be_u64(&key)?, be_u64(&value)?, be_u64(value.get(8..)?)?))
+        }))
     }
 
     pub(crate) fn first_available_sequence(&self) -> Result<Option<u64>, LogError> {
@@ -581,22 +597,38 @@ impl Indexed<'_> {
     }
 
     pub(crate) fn cursor_from(&self, sequence: u64) -> Result<LogCursor, LogError> {
-        let (segment, offset) = self.locate(sequence)?.ok_or_else(|| LogError::Missing {
-            sequence,
-            reason: "not in the index (never written, or removed by retention)".into(),
-        })?;
-        LogCursor::at(&self.inner.dir, segment, offset)
+        let (known, segment, offset) =
+            self.recorded_at_or_before(sequence)?
+                .ok_or_else(|| LogError::Missing {
+                    sequence,
+                    reason: "not in the index (never written, or removed by retention)".into(),
+                })?;
+        LogCursor::at_sequence_after(&self.inner.dir, segment, offset, known, sequence)
     }
 
+    /// The entry `sequence`, checked to be that entry (frames were skipped by their lengths to
+    /// reach it).
     pub(crate) fn read_raw(&self, sequence: u64) -> Result<RawEntry, LogError> {
         let mut cursor = self.cursor_from(sequence)?;
-        match cursor.next_entry()? {
-            Some((_, _, entry)) => Ok(entry),
-            None => Err(LogError::Missing {
+        let Some((segment, offset, entry)) = cursor.next_entry()? else {
+            return Err(LogError::Missing {
                 sequence,
                 reason: "past the end of its segment".into(),
-            }),
+            });
+        };
+        let found = entry.head().map(|head| head.sequence);
+        if found != Ok(sequence) {
+            return Err(LogError::DamagedEntry {
+                sequence,
+                path: segment_path(&self.inner.dir, segment),
+                offset,
+                reason: match found {
+                    Ok(other) => format!("found entry {other} in its place"),
+                    Err(reason) => reason,
+                },
+            });
         }
+        Ok(entry)
     }
 
     /// Sequences indexed under `prefix` in `tree`, below the view's next sequence (index entries

@@ -934,6 +934,47 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_is_found_although_the_sequence_index_records_only_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || {
+            let mut options = LogOptions::new(Durability::Fsync);
+            // Segments of a few dozen entries, so that look-ups cross segment starts too.
+            options.segment_size_limit = 24 << 10;
+            options
+        };
+        let count = 3 * crate::index::SEQUENCE_STRIDE + 7;
+        let check = |log: &MessageLog, appended: &[Appended]| {
+            for (index, appended) in appended.iter().enumerate() {
+                let entry = log.entry(appended.sequence).unwrap();
+                assert_eq!(entry.sequence, appended.sequence);
+                assert_eq!(entry.message_id(), Some(format!("m{index}").as_str()));
+                assert_eq!(
+                    log.sequences_of_message(&format!("m{index}")).unwrap(),
+                    vec![appended.sequence]
+                );
+            }
+            let next = appended.last().unwrap().sequence + 1;
+            assert!(matches!(log.entry(next), Err(LogError::Missing { .. })));
+        };
+        let appended = {
+            let log = MessageLog::open(dir.path(), options()).unwrap();
+            let appended = append(&log, 0..count);
+            check(&log, &appended);
+            let keys = log.inner.trees.sequence.len() as u64;
+            let segments = crate::segment::list_segments(dir.path()).unwrap().len() as u64;
+            assert!(segments > 2, "only {segments} segments");
+            assert!(
+                keys <= count / crate::index::SEQUENCE_STRIDE + segments + 1,
+                "{keys} recorded sequences for {count} entries in {segments} segments"
+            );
+            appended
+        };
+        // After a reopen (the index is rebuilt from the last recorded entry on).
+        let log = MessageLog::open(dir.path(), options()).unwrap();
+        check(&log, &appended);
+    }
+
+    #[test]
     fn a_message_id_of_a_cut_tail_does_not_find_the_entry_that_reused_its_sequence() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -228,6 +228,20 @@ impl SegmentReader {
         Ok(Some((offset, length)))
     }
 
+    /// Skips `count` frames, on the way to entry `sequence` (for the error when the segment
+    /// ends first).
+    fn skip_frames(&mut self, count: u64, sequence: u64) -> Result<(), LogError> {
+        for _ in 0..count {
+            if self.skip_frame()?.is_none() {
+                return Err(LogError::Missing {
+                    sequence,
+                    reason: "past the end of its segment".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The offset and first `length` bytes of the next frame's payload, skipping the rest
     /// unread and unchecked; `None` at the end of the file. Only for frames known to be complete.
     pub(crate) fn next_prefix(
@@ -315,16 +329,29 @@ impl LogCursor {
             .ok_or_else(|| missing("before the first segment (removed by retention?)"))?;
         let (first, path) = &segments[index];
         let mut reader = SegmentReader::open(path)?;
-        for _ in *first..sequence {
-            if reader.skip_frame()?.is_none() {
-                return Err(missing("past the end of its segment"));
-            }
-        }
+        reader.skip_frames(sequence - first, sequence)?;
         Ok(LogCursor {
             segments,
             index,
             reader: Some(reader),
         })
+    }
+
+    /// A cursor at entry `sequence`, found from a known entry before it in the same segment:
+    /// entry `known` at byte `offset` of segment `segment_first`, then frames skipped by their
+    /// lengths.
+    pub(crate) fn at_sequence_after(
+        dir: &Path,
+        segment_first: u64,
+        offset: u64,
+        known: u64,
+        sequence: u64,
+    ) -> Result<Self, LogError> {
+        let mut cursor = LogCursor::at(dir, segment_first, offset)?;
+        if let Some(reader) = cursor.reader.as_mut() {
+            reader.skip_frames(sequence.saturating_sub(known), sequence)?;
+        }
+        Ok(cursor)
     }
 
     /// Like [`LogCursor::next_entry`], but only the first `length` bytes of the payload (hash
