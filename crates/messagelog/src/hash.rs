@@ -26,7 +26,19 @@ impl Sha256Hash {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        String::from_utf8_lossy(&self.hex_digits()).into_owned()
+    }
+
+    /// The 64 lowercase hex digits, without allocating (hashes are written several times in
+    /// every record).
+    fn hex_digits(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 64];
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        digits
     }
 
     pub fn from_hex(text: &str) -> Option<Self> {
@@ -41,7 +53,8 @@ impl Sha256Hash {
 
 impl fmt::Display for Sha256Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&self.hex_digits()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -53,7 +66,7 @@ impl fmt::Debug for Sha256Hash {
 
 impl serde::Serialize for Sha256Hash {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        serializer.collect_str(self)
     }
 }
 
@@ -65,13 +78,24 @@ impl<'de> serde::Deserialize<'de> for Sha256Hash {
     }
 }
 
-/// Serde helpers: byte strings as standard base64.
+/// Serde helpers: byte strings as standard base64, encoded straight into the output (no
+/// intermediate string: bodies and certificates are most of a record's bytes).
 pub(crate) mod base64_bytes {
     use base64::Engine as _;
+    use base64::display::Base64Display;
     use base64::engine::general_purpose::STANDARD;
 
     pub(crate) fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
+        s.collect_str(&Base64Display::new(bytes, &STANDARD))
+    }
+
+    /// A byte string that serializes as base64.
+    pub(crate) struct AsBase64<'a>(pub(crate) &'a [u8]);
+
+    impl serde::Serialize for AsBase64<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, s)
+        }
     }
 
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -82,7 +106,7 @@ pub(crate) mod base64_bytes {
     }
 
     pub(crate) mod option {
-        use super::STANDARD;
+        use super::{AsBase64, STANDARD};
         use base64::Engine as _;
 
         pub(crate) fn serialize<S: serde::Serializer>(
@@ -90,7 +114,7 @@ pub(crate) mod base64_bytes {
             s: S,
         ) -> Result<S::Ok, S::Error> {
             match bytes {
-                Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
+                Some(bytes) => s.serialize_some(&AsBase64(bytes)),
                 None => s.serialize_none(),
             }
         }
@@ -109,7 +133,7 @@ pub(crate) mod base64_bytes {
     }
 
     pub(crate) mod list {
-        use super::STANDARD;
+        use super::{AsBase64, STANDARD};
         use base64::Engine as _;
         use serde::ser::SerializeSeq as _;
 
@@ -119,7 +143,7 @@ pub(crate) mod base64_bytes {
         ) -> Result<S::Ok, S::Error> {
             let mut seq = s.serialize_seq(Some(items.len()))?;
             for item in items {
-                seq.serialize_element(&STANDARD.encode(item))?;
+                seq.serialize_element(&AsBase64(item))?;
             }
             seq.end()
         }
@@ -137,5 +161,49 @@ pub(crate) mod base64_bytes {
                 })
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::Sha256Hash;
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Sample {
+        hash: Sha256Hash,
+        #[serde(with = "super::base64_bytes")]
+        one: Vec<u8>,
+        #[serde(with = "super::base64_bytes::option")]
+        maybe: Option<Vec<u8>>,
+        #[serde(with = "super::base64_bytes::list")]
+        many: Vec<Vec<u8>>,
+    }
+
+    #[test]
+    fn hashes_and_byte_strings_serialize_as_hex_and_base64_and_read_back() {
+        let hash = Sha256Hash::of(b"abc");
+        // Longer than the encoder's internal chunk, and of every length modulo 3.
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let sample = Sample {
+            hash,
+            one: bytes.clone(),
+            maybe: Some(bytes[..4999].to_vec()),
+            many: vec![bytes[..4998].to_vec(), vec![]],
+        };
+        let json = serde_json::to_string(&sample).unwrap();
+        let expected = format!(
+            r#"{{"hash":"{}","one":"{}","maybe":"{}","many":["{}",""]}}"#,
+            hex::encode(hash.0),
+            STANDARD.encode(&bytes),
+            STANDARD.encode(&bytes[..4999]),
+            STANDARD.encode(&bytes[..4998]),
+        );
+        assert_eq!(json, expected);
+        assert_eq!(hash.to_hex(), hex::encode(hash.0));
+        assert_eq!(hash.to_string(), hex::encode(hash.0));
+        assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), sample);
     }
 }
