@@ -137,11 +137,31 @@ pub struct Registry {
     write: Mutex<()>,
 }
 
+/// Opens the registry database, waiting up to 2 s for its file lock. sled releases the lock from
+/// a background thread some time after the last handle is dropped, so a registry closed and
+/// opened again in the same process can find it still held; a lock held longer (a running
+/// central server) still fails, with sled's error. The message log's index opens the same way.
+fn open_after_release(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            // sled 0.34 reports the lock only in the text of an `ErrorKind::Other` error.
+            Err(sled::Error::Io(error))
+                if error.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 impl Registry {
     /// Opens (or creates) the registry in `dir`.
     pub fn open(dir: &Path, instance: InstanceId) -> Result<Self, CentralError> {
         std::fs::create_dir_all(dir).map_err(|source| CentralError::io(dir, source))?;
-        let db = sled::Config::new().path(dir.join("registry.sled")).open()?;
+        let db = open_after_release(&sled::Config::new().path(dir.join("registry.sled")))?;
         for tree in TREES {
             db.open_tree(tree)?;
         }
@@ -818,4 +838,23 @@ struct NewRecord<'a, T> {
     what: String,
     action: &'a str,
     detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Registry;
+
+    #[test]
+    fn the_registry_opens_once_an_earlier_holder_lets_go_and_not_while_it_holds_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = || "DEV".parse().unwrap();
+        let held = sled::open(dir.path().join("registry.sled")).unwrap();
+        assert!(Registry::open(dir.path(), instance()).is_err());
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        Registry::open(dir.path(), instance()).unwrap();
+        releaser.join().unwrap();
+    }
 }
