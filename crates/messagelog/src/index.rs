@@ -124,6 +124,75 @@ impl IndexKeys {
         }
     }
 
+    /// The sequence and the index keys of a stored entry, read without decoding its record:
+    /// bodies, certificates and signatures are skipped unparsed, so re-indexing entries with
+    /// large bodies on open neither decodes nor allocates them.
+    pub(crate) fn read(raw: &RawEntry) -> Result<(u64, Self), String> {
+        /// The fields of an entry's content that the index needs; the rest is skipped.
+        #[derive(Deserialize)]
+        struct Stored {
+            sequence: u64,
+            entry: StoredBody,
+        }
+        #[derive(Deserialize)]
+        struct StoredBody {
+            #[serde(rename = "type")]
+            kind: String,
+            message_id: Option<String>,
+            request_received_at_ms: Option<u64>,
+            first_sequence: Option<u64>,
+            last_sequence: Option<u64>,
+            root: Option<Sha256Hash>,
+            created_at_ms: Option<u64>,
+        }
+        let stored: Stored = serde_json::from_slice(&raw.content)
+            .map_err(|e| format!("content is not an entry: {e}"))?;
+        let body = stored.entry;
+        let missing = |field: &str| format!("{} entry without {field}", body.kind);
+        let keys = match body.kind.as_str() {
+            "exchange" => IndexKeys {
+                time_ms: body
+                    .request_received_at_ms
+                    .ok_or_else(|| missing("request_received_at_ms"))?,
+                message_id: Some(
+                    body.message_id
+                        .clone()
+                        .ok_or_else(|| missing("message_id"))?,
+                ),
+                checkpoint: None,
+            },
+            "checkpoint" => {
+                let created_at_ms = body.created_at_ms.ok_or_else(|| missing("created_at_ms"))?;
+                IndexKeys {
+                    time_ms: created_at_ms,
+                    message_id: None,
+                    checkpoint: Some(CheckpointSpan {
+                        first_sequence: body
+                            .first_sequence
+                            .ok_or_else(|| missing("first_sequence"))?,
+                        last_sequence: body
+                            .last_sequence
+                            .ok_or_else(|| missing("last_sequence"))?,
+                        root: body.root.ok_or_else(|| missing("root"))?,
+                        created_at_ms,
+                    }),
+                }
+            }
+            other => return Err(format!("unknown entry type {other:?}")),
+        };
+        Ok((stored.sequence, keys))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
     /// The summary of this entry when it is a checkpoint written at `entry_sequence`.
     pub(crate) fn checkpoint_summary(&self, entry_sequence: u64) -> Option<CheckpointSummary> {
         self.checkpoint.as_ref().map(|span| CheckpointSummary {
@@ -518,17 +587,17 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
     let mut items = Vec::new();
     let mut count = 0u64;
     while let Some((segment, offset, raw)) = cursor.next_entry()? {
-        let entry = raw.decode().map_err(|reason| LogError::DamagedEntry {
+        let (sequence, keys) = IndexKeys::read(&raw).map_err(|reason| LogError::DamagedEntry {
             sequence: u64::MAX,
             path: segment_path(&inner.dir, segment),
             offset,
             reason,
         })?;
         items.push(IndexItem {
-            sequence: entry.sequence,
+            sequence,
             segment,
             offset,
-            keys: IndexKeys::of(&entry.entry),
+            keys,
         });
         count += 1;
         if items.len() == 10_000 {

@@ -934,6 +934,39 @@ mod tests {
     }
 
     #[test]
+    fn re_indexing_reads_the_same_keys_as_appending_without_decoding_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        let mut appended = append(&log, 0..2);
+        let checkpoint = log.checkpoint(&Stamp, SystemTime::now()).unwrap().unwrap();
+        appended.extend(append(&log, 2..3));
+        let indexed = log.inner.indexed().unwrap();
+        let mut sequences: Vec<u64> = appended.iter().map(|a| a.sequence).collect();
+        sequences.push(checkpoint.entry_sequence);
+        for sequence in sequences {
+            let raw = indexed.read_raw(sequence).unwrap();
+            let (read_sequence, read) = crate::index::IndexKeys::read(&raw).unwrap();
+            let entry = raw.decode().unwrap();
+            let decoded = crate::index::IndexKeys::of(&entry.entry);
+            assert_eq!(read_sequence, entry.sequence);
+            assert_eq!(read.message_id(), decoded.message_id());
+            assert_eq!(read.time_ms(), decoded.time_ms());
+            assert_eq!(
+                read.checkpoint_summary(sequence),
+                decoded.checkpoint_summary(sequence)
+            );
+        }
+        assert_eq!(
+            crate::index::IndexKeys::read(&crate::segment::RawEntry {
+                hash: Sha256Hash::ZERO,
+                content: br#"{"sequence":1,"entry":{"type":"exchange"}}"#.to_vec(),
+            })
+            .err(),
+            Some("exchange entry without request_received_at_ms".to_owned())
+        );
+    }
+
+    #[test]
     fn every_entry_is_found_although_the_sequence_index_records_only_some() {
         let dir = tempfile::tempdir().unwrap();
         let options = || {
