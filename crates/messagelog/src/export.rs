@@ -33,8 +33,8 @@ use crate::hash::Sha256Hash;
 use crate::log::MessageLog;
 use crate::record::EntryBody;
 use crate::segment::{
-    LogCursor, RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, list_segments, segment_path,
-    sync_dir,
+    EntryView, LogCursor, RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, list_segments,
+    segment_path, sync_dir,
 };
 
 /// How long an exchange may last at most, for the time filters: entries are appended when the
@@ -183,32 +183,12 @@ pub(crate) fn archive_end(path: &Path) -> Result<ArchiveLink, LogError> {
     })
 }
 
-/// The fields of an entry export needs, parsed without decoding the whole record.
-#[derive(Deserialize)]
-struct EntryView {
-    sequence: u64,
-    previous_hash: Sha256Hash,
-    entry: BodyView,
-}
-
-#[derive(Deserialize)]
-struct BodyView {
-    #[serde(rename = "type")]
-    kind: String,
-    message_id: Option<String>,
-    request_received_at_ms: Option<u64>,
-    first_sequence: Option<u64>,
-    last_sequence: Option<u64>,
-    created_at_ms: Option<u64>,
-}
-
 impl EntryView {
+    /// The view of entry `sequence`, checked to be that entry.
     fn parse(sequence: u64, raw: &RawEntry) -> Result<Self, LogError> {
-        let view: EntryView =
-            serde_json::from_slice(&raw.content).map_err(|e| LogError::Missing {
-                sequence,
-                reason: format!("content is not an entry: {e}"),
-            })?;
+        let view = raw
+            .view()
+            .map_err(|reason| LogError::Missing { sequence, reason })?;
         if view.sequence != sequence {
             return Err(LogError::Missing {
                 sequence,
@@ -216,22 +196,6 @@ impl EntryView {
             });
         }
         Ok(view)
-    }
-
-    /// Request time of an exchange, creation time of a checkpoint.
-    fn time_ms(&self) -> u64 {
-        self.entry
-            .request_received_at_ms
-            .or(self.entry.created_at_ms)
-            .unwrap_or(0)
-    }
-
-    /// The span `(first, last)` of a checkpoint entry.
-    fn span(&self) -> Option<(u64, u64)> {
-        if self.entry.kind != "checkpoint" {
-            return None;
-        }
-        Some((self.entry.first_sequence?, self.entry.last_sequence?))
     }
 }
 

@@ -124,29 +124,11 @@ impl IndexKeys {
         }
     }
 
-    /// The sequence and the index keys of a stored entry, read without decoding its record:
-    /// bodies, certificates and signatures are skipped unparsed, so re-indexing entries with
-    /// large bodies on open neither decodes nor allocates them.
+    /// The sequence and the index keys of a stored entry, read from its [`EntryView`](crate::segment::EntryView) without
+    /// decoding the record, so re-indexing entries with large bodies on open neither decodes
+    /// nor allocates them.
     pub(crate) fn read(raw: &RawEntry) -> Result<(u64, Self), String> {
-        /// The fields of an entry's content that the index needs; the rest is skipped.
-        #[derive(Deserialize)]
-        struct Stored {
-            sequence: u64,
-            entry: StoredBody,
-        }
-        #[derive(Deserialize)]
-        struct StoredBody {
-            #[serde(rename = "type")]
-            kind: String,
-            message_id: Option<String>,
-            request_received_at_ms: Option<u64>,
-            first_sequence: Option<u64>,
-            last_sequence: Option<u64>,
-            root: Option<Sha256Hash>,
-            created_at_ms: Option<u64>,
-        }
-        let stored: Stored = serde_json::from_slice(&raw.content)
-            .map_err(|e| format!("content is not an entry: {e}"))?;
+        let stored = raw.view()?;
         let body = stored.entry;
         let missing = |field: &str| format!("{} entry without {field}", body.kind);
         let keys = match body.kind.as_str() {

@@ -959,7 +959,11 @@ mod tests {
         assert_eq!(
             crate::index::IndexKeys::read(&crate::segment::RawEntry {
                 hash: Sha256Hash::ZERO,
-                content: br#"{"sequence":1,"entry":{"type":"exchange"}}"#.to_vec(),
+                content: format!(
+                    r#"{{"sequence":1,"previous_hash":"{}","entry":{{"type":"exchange"}}}}"#,
+                    Sha256Hash::ZERO
+                )
+                .into_bytes(),
             })
             .err(),
             Some("exchange entry without request_received_at_ms".to_owned())

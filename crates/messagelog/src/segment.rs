@@ -92,6 +92,46 @@ pub(crate) struct EntryHead {
     pub(crate) previous_hash: Sha256Hash,
 }
 
+/// The fields of an entry that export and the index need, parsed without decoding the record:
+/// bodies, certificates and signatures are skipped unparsed (and unallocated).
+#[derive(Debug, Deserialize)]
+pub(crate) struct EntryView {
+    pub(crate) sequence: u64,
+    pub(crate) previous_hash: Sha256Hash,
+    pub(crate) entry: BodyView,
+}
+
+/// The body fields of an [`EntryView`]: those of an exchange or of a checkpoint, by `kind`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BodyView {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) message_id: Option<String>,
+    pub(crate) request_received_at_ms: Option<u64>,
+    pub(crate) first_sequence: Option<u64>,
+    pub(crate) last_sequence: Option<u64>,
+    pub(crate) root: Option<Sha256Hash>,
+    pub(crate) created_at_ms: Option<u64>,
+}
+
+impl EntryView {
+    /// Request time of an exchange, creation time of a checkpoint.
+    pub(crate) fn time_ms(&self) -> u64 {
+        self.entry
+            .request_received_at_ms
+            .or(self.entry.created_at_ms)
+            .unwrap_or(0)
+    }
+
+    /// The span `(first, last)` of a checkpoint entry.
+    pub(crate) fn span(&self) -> Option<(u64, u64)> {
+        if self.entry.kind != "checkpoint" {
+            return None;
+        }
+        Some((self.entry.first_sequence?, self.entry.last_sequence?))
+    }
+}
+
 impl RawEntry {
     pub(crate) fn from_payload(payload: &[u8]) -> Option<Self> {
         let (hash, content) = payload.split_at_checked(32)?;
@@ -109,6 +149,10 @@ impl RawEntry {
     }
 
     pub(crate) fn head(&self) -> Result<EntryHead, String> {
+        serde_json::from_slice(&self.content).map_err(|e| format!("content is not an entry: {e}"))
+    }
+
+    pub(crate) fn view(&self) -> Result<EntryView, String> {
         serde_json::from_slice(&self.content).map_err(|e| format!("content is not an entry: {e}"))
     }
 
