@@ -124,9 +124,9 @@ impl IndexKeys {
         }
     }
 
-    /// The sequence and the index keys of a stored entry, read from its [`EntryView`](crate::segment::EntryView) without
-    /// decoding the record, so re-indexing entries with large bodies on open neither decodes
-    /// nor allocates them.
+    /// The sequence and the index keys of a stored entry, read from its
+    /// [`EntryView`](crate::segment::EntryView) without decoding the record, so re-indexing
+    /// entries with large bodies on open neither decodes nor allocates them.
     pub(crate) fn read(raw: &RawEntry) -> Result<(u64, Self), String> {
         let stored = raw.view()?;
         let body = stored.entry;
