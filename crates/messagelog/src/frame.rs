@@ -36,12 +36,34 @@ pub(crate) fn write_frame(writer: &mut impl Write, payload: &[u8]) -> io::Result
     writer.write_all(payload)
 }
 
+/// Eight zero bytes where a frame header would start: the end of the frames of a preallocated
+/// segment, whose unused space is zero-filled. No frame has this header: a segment's payloads
+/// are never empty.
+pub(crate) const END_OF_FRAMES: [u8; FRAME_HEADER as usize] = [0; FRAME_HEADER as usize];
+
 /// Reads one frame into `payload`. `Ok(false)` at a clean end of file.
 pub(crate) fn read_frame(
     reader: &mut impl Read,
     payload: &mut Vec<u8>,
 ) -> Result<bool, FrameError> {
-    let mut header = [0u8; 8];
+    read_frame_until(reader, payload, None)
+}
+
+/// Reads one segment frame into `payload`. `Ok(false)` at a clean end of file or at
+/// [`END_OF_FRAMES`].
+pub(crate) fn read_segment_frame(
+    reader: &mut impl Read,
+    payload: &mut Vec<u8>,
+) -> Result<bool, FrameError> {
+    read_frame_until(reader, payload, Some(&END_OF_FRAMES))
+}
+
+fn read_frame_until(
+    reader: &mut impl Read,
+    payload: &mut Vec<u8>,
+    end: Option<&[u8; FRAME_HEADER as usize]>,
+) -> Result<bool, FrameError> {
+    let mut header = [0u8; FRAME_HEADER as usize];
     let mut filled = 0;
     while filled < header.len() {
         match reader.read(&mut header[filled..]) {
@@ -55,6 +77,9 @@ pub(crate) fn read_frame(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(FrameError::Io(error)),
         }
+    }
+    if end == Some(&header) {
+        return Ok(false);
     }
     let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
     let length = u32::from_le_bytes([l0, l1, l2, l3]);

@@ -33,8 +33,8 @@ use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer
 use crate::keys::KeyRing;
 use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::{
-    SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments, segment_path,
-    segments_dir,
+    Preparer, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
+    prepared_path, segment_path, segments_dir, zero_fill,
 };
 use crate::ticket::{AppendTicket, Appended, TicketShared};
 
@@ -65,10 +65,15 @@ pub struct LogOptions {
     /// Memory the index database may use for its page cache (sled's own default is 1 GiB,
     /// which would make export memory grow with the log).
     pub index_cache_bytes: u64,
+    /// With [`Durability::Fsync`], write into segments zero-filled to `segment_size_limit`
+    /// beforehand (the next one on a background thread), so that a sync flushes the new bytes
+    /// only. Costs one extra write of each segment; useless on copy-on-write file systems.
+    pub preallocate: bool,
 }
 
 impl LogOptions {
-    /// 64 MiB segments, batches of up to 4096 entries, a 32 MiB index cache, no body keys.
+    /// 64 MiB segments, preallocated, batches of up to 4096 entries, a 32 MiB index cache, no
+    /// body keys.
     pub fn new(durability: Durability) -> Self {
         LogOptions {
             durability,
@@ -76,6 +81,7 @@ impl LogOptions {
             max_batch_entries: 4096,
             keys: None,
             index_cache_bytes: 32 << 20,
+            preallocate: true,
         }
     }
 
@@ -215,6 +221,28 @@ impl MessageLog {
             .write(true)
             .open(&path)
             .map_err(|e| LogError::io("open", &path, e))?;
+        let segment_size_limit = options.segment_size_limit.max(SEGMENT_HEADER + 1);
+        let preparer = if options.preallocate && options.durability == Durability::Fsync {
+            // A segment prepared by an earlier run may be incomplete: prepared again.
+            match std::fs::remove_file(prepared_path(dir)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io("remove", prepared_path(dir), e));
+                }
+                _ => {}
+            }
+            // `repair_tail` cut the segment at its last entry; its free space is zero-filled again.
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            zero_fill(
+                &mut file,
+                &path,
+                tail.segment_len,
+                segment_size_limit,
+                &stop,
+            )?;
+            Some(Preparer::start(dir, segment_size_limit)?)
+        } else {
+            None
+        };
         file.seek(SeekFrom::Start(tail.segment_len))
             .map_err(|e| LogError::io("seek", &path, e))?;
         let writer = Writer {
@@ -225,9 +253,10 @@ impl MessageLog {
             next_sequence: tail.next_sequence,
             last_hash: tail.last_hash,
             durability: options.durability,
-            segment_size_limit: options.segment_size_limit.max(SEGMENT_HEADER + 1),
+            segment_size_limit,
             max_batch: options.max_batch_entries.max(1),
             broken: None,
+            preparer,
         };
         let indexer = {
             let inner = inner.clone();
@@ -614,11 +643,15 @@ fn repair_tail(dir: &Path) -> Result<Tail, LogError> {
             }
         }
     };
-    if let Some((offset, reason)) = damage {
+    if let Some((offset, reason)) = &damage {
         tracing::warn!(
-            path = %last_path.display(), offset, cut_bytes = length.saturating_sub(offset), %reason,
+            path = %last_path.display(), offset, cut_bytes = length.saturating_sub(*offset), %reason,
             "cutting a torn or damaged tail off the message log"
         );
+    }
+    // Whatever follows the last entry goes too, damaged or not: the zeros of a preallocated
+    // segment, and behind them, after a crash, parts of a batch that was never acknowledged.
+    if damage.is_some() || length > good_end {
         let file = OpenOptions::new()
             .write(true)
             .open(&last_path)
@@ -658,6 +691,8 @@ struct Writer {
     segment_size_limit: u64,
     max_batch: usize,
     broken: Option<String>,
+    /// Prepares the next segment, when segments are preallocated.
+    preparer: Option<Preparer>,
 }
 
 impl Writer {
@@ -817,10 +852,24 @@ impl Writer {
     fn roll_over(&mut self) -> Result<(), LogError> {
         // Under `DangerMemoryOnly` the finished segment is not synced either: syncing its 64 MiB
         // at once stalled every exchange for ~150 ms, which is not what that mode measures.
-        let file = create_segment(&self.inner.dir, self.next_sequence)?;
-        let mut file = file;
-        file.seek(SeekFrom::End(0))
-            .map_err(|e| LogError::io("seek", self.path(), e))?;
+        let dir = &self.inner.dir;
+        let prepared = self
+            .preparer
+            .as_ref()
+            .and_then(|preparer| preparer.install(dir, self.next_sequence))
+            .and_then(|installed| match installed {
+                Ok(file) => Some(file),
+                Err(error) => {
+                    tracing::warn!(%error, "no preallocated segment; starting an empty one");
+                    None
+                }
+            });
+        let mut file = match prepared {
+            Some(file) => file,
+            None => create_segment(dir, self.next_sequence)?,
+        };
+        file.seek(SeekFrom::Start(SEGMENT_HEADER))
+            .map_err(|e| LogError::io("seek", segment_path(dir, self.next_sequence), e))?;
         self.file = file;
         self.segment_first = self.next_sequence;
         self.segment_len = SEGMENT_HEADER;
@@ -1015,7 +1064,10 @@ mod tests {
     fn a_message_id_of_a_cut_tail_does_not_find_the_entry_that_reused_its_sequence() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+            // Not preallocated, so that the last frame ends the file.
+            let mut options = LogOptions::new(Durability::Fsync);
+            options.preallocate = false;
+            let log = MessageLog::open(dir.path(), options).unwrap();
             append(&log, 0..3);
         }
         // Tear the last frame (m2, sequence 2), as a crash in the middle of a write would.

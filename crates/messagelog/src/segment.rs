@@ -3,18 +3,29 @@
 //! Layout (version 1), all integers little-endian:
 //! - header, 16 bytes: magic `PSLMLOG\0` ([`SEGMENT_MAGIC`]), `u32` version, `u32` zero;
 //! - then entries, each one frame `[u32 length][u32 CRC-32C][payload]` whose payload is the
-//!   entry's 32-byte chain hash followed by its content bytes (see [`crate::Entry`]).
+//!   entry's 32-byte chain hash followed by its content bytes (see [`crate::Entry`]);
+//! - then, in a preallocated segment, zero bytes up to its allocated size. The entries end at the
+//!   end of the file or where a frame header would be eight zero bytes ([`END_OF_FRAMES`]).
+//!
+//! Preallocation: a log synced on every batch writes into segments whose space was zero-filled
+//! and synced beforehand, so that `fdatasync` flushes the new bytes only, not the file's size and
+//! block map as well. The next segment is prepared by a background thread while the current one
+//! fills; see [`Preparer`].
 //!
 //! A segment is named after the sequence number of its first entry (`00000000000000000042.seg`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use serde::Deserialize;
 
 use crate::error::LogError;
-use crate::frame::{FRAME_HEADER, FrameError, read_frame};
+use crate::frame::{END_OF_FRAMES, FRAME_HEADER, FrameError, read_segment_frame};
 use crate::hash::Sha256Hash;
 use crate::record::Entry;
 
@@ -51,6 +62,14 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError>
     Ok(segments)
 }
 
+fn segment_header() -> Vec<u8> {
+    let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
+    header.extend_from_slice(&SEGMENT_MAGIC);
+    header.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header
+}
+
 /// Creates an empty segment (header only) and makes its directory entry durable.
 pub(crate) fn create_segment(dir: &Path, first_sequence: u64) -> Result<File, LogError> {
     let path = segment_path(dir, first_sequence);
@@ -60,16 +79,153 @@ pub(crate) fn create_segment(dir: &Path, first_sequence: u64) -> Result<File, Lo
         .write(true)
         .open(&path)
         .map_err(|e| LogError::io("create", &path, e))?;
-    let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
-    header.extend_from_slice(&SEGMENT_MAGIC);
-    header.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    file.write_all(&header)
+    file.write_all(&segment_header())
         .map_err(|e| LogError::io("write", &path, e))?;
     file.sync_all()
         .map_err(|e| LogError::io("sync", &path, e))?;
     sync_dir(&segments_dir(dir))?;
     Ok(file)
+}
+
+/// Bytes zero-filled between two syncs: the dirty pages of a preallocation never pile up in
+/// front of the log's own syncs.
+const ZERO_FILL_CHUNK: u64 = 1 << 20;
+
+/// Where the next segment is prepared: in the log's directory, not among the segments.
+pub(crate) fn prepared_path(dir: &Path) -> PathBuf {
+    dir.join("next-segment.prepared")
+}
+
+/// Writes zeros into `file` from `from` up to `to`, syncing each chunk. Stops early, with `Ok`,
+/// once `stop` is set.
+pub(crate) fn zero_fill(
+    file: &mut File,
+    path: &Path,
+    from: u64,
+    to: u64,
+    stop: &AtomicBool,
+) -> Result<(), LogError> {
+    let zeros = vec![0u8; ZERO_FILL_CHUNK as usize];
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| LogError::io("seek", path, e))?;
+    let mut at = from;
+    while at < to && !stop.load(Ordering::Relaxed) {
+        let chunk = (to - at).min(ZERO_FILL_CHUNK);
+        file.write_all(&zeros[..chunk as usize])
+            .map_err(|e| LogError::io("preallocate", path, e))?;
+        file.sync_data()
+            .map_err(|e| LogError::io("sync", path, e))?;
+        at += chunk;
+    }
+    Ok(())
+}
+
+/// Makes the prepared segment the segment starting at `first_sequence`: renamed into place, its
+/// directory entry made durable, then opened for writing.
+fn install_prepared(dir: &Path, first_sequence: u64) -> Result<File, LogError> {
+    let prepared = prepared_path(dir);
+    let path = segment_path(dir, first_sequence);
+    if path.exists() {
+        return Err(LogError::io(
+            "install the prepared segment as",
+            &path,
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    std::fs::rename(&prepared, &path).map_err(|e| LogError::io("rename", &prepared, e))?;
+    sync_dir(&segments_dir(dir))?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io("open", &path, e))
+}
+
+/// Prepares the next segment on a thread of its own, one at a time: a header, then zeros up to
+/// the segment size, synced. The writer installs it when it rolls over, and only then does the
+/// thread start the next one (at the same path). A writer that finds none ready, or a failed
+/// one, creates an empty segment, as a log without preallocation does.
+pub(crate) struct Preparer {
+    /// The outcome of each preparation, handed over when the writer asks.
+    ready: Option<Receiver<Result<(), LogError>>>,
+    /// Told once the prepared file has been moved away (or given up on).
+    installed: Option<SyncSender<()>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Preparer {
+    /// Starts preparing segments of `size` bytes for the log in `dir`.
+    pub(crate) fn start(dir: &Path, size: u64) -> Result<Self, LogError> {
+        let (hand_over, ready) = mpsc::sync_channel(0);
+        let (installed, wait_installed) = mpsc::sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let log_dir = dir.to_owned();
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("messagelog-prealloc".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let prepared = prepare_segment(&log_dir, size, &stop);
+                        if stop.load(Ordering::Relaxed)
+                            || hand_over.send(prepared).is_err()
+                            || wait_installed.recv().is_err()
+                        {
+                            break;
+                        }
+                    }
+                    let _ = std::fs::remove_file(prepared_path(&log_dir));
+                })
+                .map_err(|e| LogError::io("start preallocation thread for", dir, e))?
+        };
+        Ok(Preparer {
+            ready: Some(ready),
+            installed: Some(installed),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Installs the prepared segment as the segment starting at `first_sequence`, if one is
+    /// finished: `None` when none is ready.
+    pub(crate) fn install(
+        &self,
+        dir: &Path,
+        first_sequence: u64,
+    ) -> Option<Result<File, LogError>> {
+        let ready = self.ready.as_ref()?.try_recv().ok()?;
+        let installed = ready.and_then(|()| install_prepared(dir, first_sequence));
+        if let Some(sender) = &self.installed {
+            let _ = sender.send(());
+        }
+        Some(installed)
+    }
+}
+
+impl Drop for Preparer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblocks the thread, waiting to hand over a segment or for its installation.
+        self.ready.take();
+        self.installed.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn prepare_segment(dir: &Path, size: u64, stop: &AtomicBool) -> Result<(), LogError> {
+    let path = prepared_path(dir);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io("create", &path, e))?;
+    file.write_all(&segment_header())
+        .map_err(|e| LogError::io("write", &path, e))?;
+    zero_fill(&mut file, &path, SEGMENT_HEADER, size, stop)
 }
 
 pub(crate) fn sync_dir(path: &Path) -> Result<(), LogError> {
@@ -228,7 +384,7 @@ impl SegmentReader {
 
     pub(crate) fn next_item(&mut self) -> Result<SegmentItem, LogError> {
         let offset = self.offset;
-        match read_frame(&mut self.reader, &mut self.payload) {
+        match read_segment_frame(&mut self.reader, &mut self.payload) {
             Ok(false) => Ok(SegmentItem::End),
             Ok(true) => match RawEntry::from_payload(&self.payload) {
                 Some(entry) => {
@@ -264,12 +420,23 @@ impl SegmentReader {
                 reason: format!("short frame header ({filled} bytes)"),
             });
         }
+        if header == END_OF_FRAMES {
+            return self.unread_end();
+        }
         let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         self.reader
             .seek_relative(i64::from(length))
             .map_err(|e| LogError::io("seek", &self.path, e))?;
         self.offset += FRAME_HEADER + u64::from(length);
         Ok(Some((offset, length)))
+    }
+
+    /// Steps back over the [`END_OF_FRAMES`] just read, so that the reader stays at the end.
+    fn unread_end<T>(&mut self) -> Result<Option<T>, LogError> {
+        self.reader
+            .seek_relative(-(FRAME_HEADER as i64))
+            .map_err(|e| LogError::io("seek", &self.path, e))?;
+        Ok(None)
     }
 
     /// Skips `count` frames, on the way to entry `sequence` (for the error when the segment
@@ -298,6 +465,9 @@ impl SegmentReader {
             .map_err(|e| LogError::io("read", &self.path, e))?;
         if filled == 0 {
             return Ok(None);
+        }
+        if header == END_OF_FRAMES {
+            return self.unread_end();
         }
         let frame_length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let mut prefix = vec![0u8; length.min(frame_length as usize)];

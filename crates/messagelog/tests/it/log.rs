@@ -1,7 +1,7 @@
 //! Appending, group commit, reopening, tail repair, index rebuild, keys and rotation.
 
 use std::fs::OpenOptions;
-use std::io::Write as _;
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::time::SystemTime;
 
 use passerelle_messagelog::{
@@ -138,17 +138,15 @@ fn a_torn_tail_is_cut_on_open_and_appending_continues() {
         .unwrap()
         .unwrap()
         .path();
-    let length = std::fs::metadata(&segment).unwrap().len();
-    // Cut the last record in half, then also leave garbage after it.
-    let file = OpenOptions::new().write(true).open(&segment).unwrap();
-    file.set_len(length - 40).unwrap();
+    let frames = frames_of(&segment);
+    let (_, end) = *frames.last().unwrap();
+    // Zero the last 40 bytes of the last record (its last page never reached the disk), and
+    // leave garbage after it in the preallocated space.
+    let mut file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.seek(SeekFrom::Start(end - 40)).unwrap();
+    file.write_all(&[0; 40]).unwrap();
+    file.write_all(b"\x10\x00\x00\x00garbage").unwrap();
     drop(file);
-    OpenOptions::new()
-        .append(true)
-        .open(&segment)
-        .unwrap()
-        .write_all(b"\x10\x00\x00\x00garbage")
-        .unwrap();
 
     let log = open(dir.path(), None);
     assert_eq!(
@@ -175,6 +173,142 @@ fn a_torn_tail_is_cut_on_open_and_appending_continues() {
             .failure,
         None
     );
+}
+
+/// Where each frame of a segment starts and ends, up to the end of the file or the zeros of its
+/// preallocated space.
+fn frames_of(segment: &std::path::Path) -> Vec<(u64, u64)> {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut frames = Vec::new();
+    let mut at = 16;
+    while at + 8 <= bytes.len() && bytes[at..at + 8] != [0; 8] {
+        let length = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        frames.push((at as u64, (at + 8 + length) as u64));
+        at += 8 + length;
+    }
+    frames
+}
+
+#[test]
+fn segments_are_preallocated_and_end_at_their_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LogOptions::new(Durability::Fsync);
+    options.segment_size_limit = 64 << 10;
+    let log = MessageLog::open(dir.path(), options).unwrap();
+    log.append(record(0, None, true)).wait().unwrap();
+    let segments = || {
+        let mut paths: Vec<_> = std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        paths.sort();
+        paths
+    };
+    let first = segments()[0].clone();
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), 64 << 10);
+    // The next segment is prepared in the background; once it is, the roll-over takes it.
+    let prepared = dir.path().join("next-segment.prepared");
+    for _ in 0..500 {
+        if std::fs::metadata(&prepared).is_ok_and(|m| m.len() == 64 << 10) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut index = 1;
+    while segments().len() < 2 {
+        log.append(record(index, None, true)).wait().unwrap();
+        index += 1;
+    }
+    // The append that found the first segment full started the second; one more follows it.
+    log.append(record(index, None, true)).wait().unwrap();
+    let second = segments()[1].clone();
+    assert_eq!(
+        std::fs::metadata(&second).unwrap().len(),
+        64 << 10,
+        "the second segment is the prepared one"
+    );
+    assert_eq!(frames_of(&second).len(), 2);
+    assert_eq!(log.health().next_sequence, index + 1);
+    drop(log);
+    assert!(
+        !prepared.exists(),
+        "closing the log removes the segment it was preparing"
+    );
+
+    let log = open(dir.path(), None);
+    assert_eq!(log.health().next_sequence, index + 1);
+    assert_eq!(
+        log.append(record(99, None, true)).wait().unwrap().sequence,
+        index + 1
+    );
+    let archive = dir.path().join("a.pla");
+    log.export(
+        &ExportFilter::default(),
+        None,
+        &[],
+        &archive,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
+    assert_eq!(report.failure, None);
+}
+
+#[test]
+fn bytes_left_behind_the_zeros_by_a_crash_are_cut_before_appending_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), None);
+        for index in 0..5 {
+            log.append(record(index, None, true)).wait().unwrap();
+        }
+    }
+    let segment = std::fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let frames = frames_of(&segment);
+    assert_eq!(frames.len(), 5);
+    // The page holding the last frame's header was lost, the rest of that frame was not: the
+    // entries end at the zeros, and a whole frame's bytes sit behind them.
+    let (start, _) = frames[4];
+    let mut file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.seek(SeekFrom::Start(start)).unwrap();
+    file.write_all(&[0; 8]).unwrap();
+    drop(file);
+
+    {
+        let log = open(dir.path(), None);
+        assert_eq!(log.health().next_sequence, 4);
+        // A shorter record: were the old bytes kept, they would follow it.
+        let mut short = record(7, None, true);
+        short.user_id = None;
+        assert_eq!(log.append(short).wait().unwrap().sequence, 4);
+    }
+    let frames = frames_of(&segment);
+    assert_eq!(frames.len(), 5);
+    let bytes = std::fs::read(&segment).unwrap();
+    let (_, end) = frames[4];
+    assert!(
+        bytes[end as usize..].iter().all(|byte| *byte == 0),
+        "nothing but zeros after the last entry"
+    );
+    let log = open(dir.path(), None);
+    assert_eq!(log.health().next_sequence, 5);
+    let archive = dir.path().join("a.pla");
+    log.export(
+        &ExportFilter::default(),
+        None,
+        &[],
+        &archive,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
+    assert_eq!(report.failure, None);
 }
 
 #[test]
