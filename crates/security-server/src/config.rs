@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub message_log_dir: Option<PathBuf>,
     /// The message log's body keys (a key-ring file); without it bodies are not logged.
     pub body_keys: Option<PathBuf>,
+    /// Whether the message log writes into zero-filled, preallocated segments (default `true`;
+    /// `false` on copy-on-write file systems, where it only costs an extra write).
+    pub preallocate_message_log: bool,
     /// The TLS authentication key and certificate chain (PEM, leaf first).
     pub auth: CredentialFiles,
     /// One signing key and certificate chain per member whose subsystems this server hosts.
@@ -208,6 +211,7 @@ struct RawServer {
     conf_cache_dir: Option<PathBuf>,
     message_log_dir: Option<PathBuf>,
     body_keys: Option<PathBuf>,
+    preallocate_message_log: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -705,6 +709,7 @@ impl Checker {
             conf_cache_dir: server.conf_cache_dir.map(|path| self.path(path)),
             message_log_dir: server.message_log_dir.map(|path| self.path(path)),
             body_keys: server.body_keys.map(|path| self.path(path)),
+            preallocate_message_log: server.preallocate_message_log.unwrap_or(true),
             auth: raw_auth.map(|raw| CredentialFiles {
                 key: self.path(raw.key),
                 certificate: self.path(raw.certificate),

@@ -85,6 +85,7 @@ impl Node {
         }
         let polling = conf.spawn_polling(SystemTime::now);
         let mut options = LogOptions::new(durability);
+        options.preallocate = config.preallocate_message_log;
         if let Some(keys) = &config.body_keys {
             let ring = KeyRing::load(keys).map_err(|source| NodeError::BodyKeys {
                 path: keys.clone(),

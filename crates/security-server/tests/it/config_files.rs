@@ -22,6 +22,15 @@ fn the_shipped_configuration_is_valid() {
         config.auth.key.starts_with("/etc/passerelle"),
         "relative paths are resolved against the file's directory"
     );
+    assert!(config.preallocate_message_log, "preallocated by default");
+    let text = shipped().replacen(
+        "# preallocate_message_log = true",
+        "preallocate_message_log = false",
+        1,
+    );
+    let config = ServerConfig::parse(&text, Path::new("/etc/passerelle"))
+        .unwrap_or_else(|problems| panic!("{problems:#?}"));
+    assert!(!config.preallocate_message_log);
 }
 
 #[test]
