@@ -36,6 +36,7 @@ use crate::checkpoint::CheckpointSummary;
 use crate::error::LogError;
 use crate::hash::Sha256Hash;
 use crate::log::Inner;
+use crate::message_ids::MessageIds;
 use crate::record::EntryBody;
 use crate::segment::{LogCursor, RawEntry, SEGMENT_HEADER, list_segments, segment_path};
 
@@ -55,8 +56,11 @@ pub(crate) struct Trees {
     /// sequence → (segment first sequence, byte offset), both big-endian `u64`, for the first
     /// entry of each segment and every [`SEQUENCE_STRIDE`]th entry.
     pub(crate) sequence: sled::Tree,
-    /// message id + sequence → nothing (`sequences_of_message`).
+    /// message id ‖ 0 ‖ sequence → nothing: the message-id index of earlier versions, read
+    /// by look-ups and no longer written.
     pub(crate) message: sled::Tree,
+    /// The message-id index ([`MessageIds`]).
+    pub(crate) message_ids: MessageIds,
     /// last sequence of the span → [`CheckpointSummary`] (JSON).
     pub(crate) checkpoint: sled::Tree,
     /// segment first sequence → [`SegmentMeta`] (JSON).
@@ -75,6 +79,7 @@ impl Trees {
         Ok(Trees {
             sequence: open("sequence")?,
             message: open("message")?,
+            message_ids: MessageIds::new(open("message-runs")?),
             checkpoint: open("checkpoint")?,
             segment: open("segment")?,
         })
@@ -165,9 +170,18 @@ impl IndexKeys {
         Ok((stored.sequence, keys))
     }
 
-    #[cfg(test)]
     pub(crate) fn message_id(&self) -> Option<&str> {
         self.message_id.as_deref()
+    }
+
+    /// Keys of an entry at time 0 with this message id (none: a checkpoint-like entry).
+    #[cfg(test)]
+    pub(crate) fn with_message_id(message_id: Option<&str>) -> Self {
+        IndexKeys {
+            time_ms: 0,
+            message_id: message_id.map(str::to_owned),
+            checkpoint: None,
+        }
     }
 
     #[cfg(test)]
@@ -195,18 +209,6 @@ pub(crate) struct IndexItem {
     /// Byte offset of the entry's frame in that segment.
     pub(crate) offset: u64,
     pub(crate) keys: IndexKeys,
-}
-
-/// The value of the entries of the `message` tree: their keys
-/// (`prefix ‖ 0 ‖ sequence`) say everything.
-const NO_VALUE: &[u8] = &[];
-
-pub(crate) fn keyed(prefix: &[u8], sequence: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 9);
-    key.extend_from_slice(prefix);
-    key.push(0);
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
 }
 
 fn location_value(segment: u64, offset: u64) -> [u8; 16] {
@@ -407,6 +409,11 @@ pub(crate) fn run_indexer(inner: &Inner) {
         }
         inner.index.advance(below);
     }
+    // Closing (or stopped): the run being gathered is stored, so that the next open need not
+    // read its entries again.
+    if let Err(error) = inner.trees.message_ids.flush() {
+        tracing::warn!(%error, "cannot store the last message-id run; it is rebuilt on next open");
+    }
 }
 
 /// Writes index entries with plain inserts, keeping the metadata of the segment being written
@@ -435,27 +442,10 @@ impl<'a> IndexWriter<'a> {
         LogError::index(&self.path, error)
     }
 
-    fn insert_keys(
-        &self,
-        tree: &sled::Tree,
-        items: &[IndexItem],
-        key: impl Fn(&IndexKeys) -> Option<&[u8]>,
-    ) -> Result<(), LogError> {
-        for item in items {
-            if let Some(prefix) = key(&item.keys) {
-                tree.insert(keyed(prefix, item.sequence), NO_VALUE)
-                    .map_err(|e| self.error(e))?;
-            }
-        }
-        Ok(())
-    }
-
     /// Indexes `items` (in sequence order), the `sequence` tree last.
     fn apply(&mut self, items: &[IndexItem]) -> Result<(), LogError> {
         let trees = self.trees;
-        self.insert_keys(&trees.message, items, |keys| {
-            keys.message_id.as_deref().map(str::as_bytes)
-        })?;
+        trees.message_ids.add(items).map_err(|e| self.error(e))?;
         self.update_segments(items)?;
         // After the segment metadata, so that retention never sees a checkpoint over entries
         // whose segment metadata is not written yet.
@@ -555,16 +545,49 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
             .remove(summary.last_sequence.to_be_bytes())
             .map_err(error)?;
     }
-    let last = trees.sequence.last().map_err(error)?;
-    let mut cursor =
-        match last.and_then(|(_, value)| Some((be_u64(&value)?, be_u64(value.get(8..)?)?))) {
-            // Re-index from the last indexed entry on: inserts are idempotent.
-            Some((segment, offset)) => LogCursor::at(&inner.dir, segment, offset)?,
-            None => match list_segments(&inner.dir)?.first() {
-                Some((first, _)) => LogCursor::at(&inner.dir, *first, SEGMENT_HEADER)?,
-                None => return Ok(()),
-            },
-        };
+    let ids = &trees.message_ids;
+    ids.cut(next_sequence).map_err(error)?;
+    // The recorded entry at or before a sequence: (sequence, segment, offset).
+    let recorded = |sequence: u64| -> Result<Option<(u64, u64, u64)>, LogError> {
+        let found = trees
+            .sequence
+            .range(..=sequence.to_be_bytes())
+            .next_back()
+            .transpose()
+            .map_err(error)?;
+        Ok(found.and_then(|(key, value)| {
+            Some((be_u64(&key)?, be_u64(&value)?, be_u64(value.get(8..)?)?))
+        }))
+    };
+    let last = recorded(u64::MAX)?;
+    let ids_until = match ids.stored_until().map_err(error)? {
+        Some(until) => Some(until),
+        // Indexed by an earlier version, whose `message` tree holds the ids up to the last
+        // recorded entry: the runs start there.
+        None if !trees.message.is_empty() => {
+            let from = last.map_or(0, |(sequence, ..)| sequence);
+            ids.mark_covered_below(from).map_err(error)?;
+            Some(from)
+        }
+        None => None,
+    };
+    // Re-index from the last recorded entry, or from where the message-id runs end if that is
+    // earlier: inserts are idempotent.
+    let start = match (last, ids_until) {
+        (Some((recorded_last, ..)), Some(until)) => {
+            recorded(recorded_last.min(until))?.map(|found| (found, recorded_last.min(until)))
+        }
+        _ => None,
+    };
+    let mut cursor = match start {
+        Some(((known, segment, offset), sequence)) => {
+            LogCursor::at_sequence_after(&inner.dir, segment, offset, known, sequence)?
+        }
+        None => match list_segments(&inner.dir)?.first() {
+            Some((first, _)) => LogCursor::at(&inner.dir, *first, SEGMENT_HEADER)?,
+            None => return Ok(()),
+        },
+    };
     let mut writer = IndexWriter::new(inner);
     let mut items = Vec::new();
     let mut count = 0u64;
@@ -587,6 +610,7 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
         }
     }
     writer.apply(&items)?;
+    ids.flush().map_err(error)?;
     if count > 1 {
         tracing::info!(entries = count - 1, dir = %inner.dir.display(), "rebuilt message-log index entries");
     }
@@ -682,25 +706,30 @@ impl Indexed<'_> {
         Ok(entry)
     }
 
-    /// Sequences indexed under `prefix` in `tree`, below the view's next sequence (index entries
-    /// of a tail cut on open may remain past it).
-    pub(crate) fn sequences_with(
-        &self,
-        tree: &sled::Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<u64>, LogError> {
-        let mut full = prefix.to_vec();
-        full.push(0);
-        let mut sequences = Vec::new();
-        for item in tree.scan_prefix(&full) {
+    /// The entries below the view's next sequence that may be `message_id`'s, ascending: from
+    /// the message-id runs and from an earlier version's `message` tree. Index entries of a
+    /// tail cut on open may remain past the next sequence, and a hash may collide: the caller
+    /// reads each candidate back.
+    pub(crate) fn message_candidates(&self, message_id: &str) -> Result<Vec<u64>, LogError> {
+        let mut candidates = self
+            .inner
+            .trees
+            .message_ids
+            .candidates(message_id, self.next)
+            .map_err(|e| self.error(e))?;
+        let mut prefix = message_id.as_bytes().to_vec();
+        prefix.push(0);
+        for item in self.inner.trees.message.scan_prefix(&prefix) {
             let (key, _) = item.map_err(|e| self.error(e))?;
-            if let Some(sequence) = key.get(full.len()..).and_then(be_u64)
+            if let Some(sequence) = key.get(prefix.len()..).and_then(be_u64)
                 && sequence < self.next
             {
-                sequences.push(sequence);
+                candidates.push(sequence);
             }
         }
-        Ok(sequences)
+        candidates.sort_unstable();
+        candidates.dedup();
+        Ok(candidates)
     }
 
     pub(crate) fn last_checkpoint(&self) -> Result<Option<CheckpointSummary>, LogError> {

@@ -32,6 +32,7 @@ mod hash;
 mod index;
 mod keys;
 mod log;
+mod message_ids;
 mod record;
 mod replay;
 mod retention;

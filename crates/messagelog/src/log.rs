@@ -420,7 +420,7 @@ impl MessageLog {
     pub fn sequences_of_message(&self, message_id: &str) -> Result<Vec<u64>, LogError> {
         let index = self.inner.indexed()?;
         let mut sequences = Vec::new();
-        for sequence in index.sequences_with(&self.inner.trees.message, message_id.as_bytes())? {
+        for sequence in index.message_candidates(message_id)? {
             let entry = index
                 .read_raw(sequence)?
                 .decode()
@@ -1058,6 +1058,47 @@ mod tests {
         // After a reopen (the index is rebuilt from the last recorded entry on).
         let log = MessageLog::open(dir.path(), options()).unwrap();
         check(&log, &appended);
+    }
+
+    #[test]
+    fn message_ids_indexed_by_an_earlier_version_are_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+            append(&log, 0..40);
+        }
+        // The index as an earlier version left it: ids in the `message` tree
+        // (id ‖ 0 ‖ sequence), no runs. Re-indexing on open starts at the last recorded entry
+        // (32), so the ids before it are found only in that tree.
+        {
+            let db =
+                super::open_index(&sled::Config::new().path(dir.path().join("index"))).unwrap();
+            db.drop_tree("message-runs").unwrap();
+            let legacy = db.open_tree("message").unwrap();
+            for index in 0..40u64 {
+                let mut key = format!("m{index}").into_bytes();
+                key.push(0);
+                key.extend_from_slice(&index.to_be_bytes());
+                legacy.insert(key, &[][..]).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        append(&log, 40..45);
+        for index in 0..45 {
+            assert_eq!(
+                log.sequences_of_message(&format!("m{index}")).unwrap(),
+                vec![index]
+            );
+        }
+        drop(log);
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        for index in 0..45 {
+            assert_eq!(
+                log.sequences_of_message(&format!("m{index}")).unwrap(),
+                vec![index]
+            );
+        }
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl MessageLog {
                 .segment
                 .remove(first.to_be_bytes())
                 .map_err(index_error)?;
+            inner
+                .trees
+                .message_ids
+                .remove(*first, *next_first)
+                .map_err(index_error)?;
             tracing::info!(
                 segment = first,
                 last_sequence = last,

@@ -100,6 +100,13 @@ fn check(dir: &std::path::Path, acknowledged: &[(u64, String)]) {
             log.entry(*sequence).unwrap().message_id(),
             Some(message_id.as_str())
         );
+        // The message-id run being gathered in memory was lost with the process: re-indexed.
+        assert!(
+            log.sequences_of_message(message_id)
+                .unwrap()
+                .contains(sequence),
+            "{message_id} not found by its id after the crash"
+        );
     }
     let archive = dir.join("all.pla");
     log.export(

@@ -80,9 +80,24 @@ fn segments_go_only_when_exported_time_stamped_and_old() {
         before - report.removed_segments.len()
     );
     assert!(segment_count(dir.path()) >= 1);
+    // Removed entries are no longer found by their message id; kept ones still are.
+    let first_kept = report.first_remaining.unwrap();
+    for index in 0..60 {
+        let expected = if index < first_kept {
+            vec![]
+        } else {
+            vec![index]
+        };
+        assert_eq!(
+            log.sequences_of_message(&format!("msg-{index}")).unwrap(),
+            expected
+        );
+    }
 
     // The log keeps working, and the next export continues the chain.
+    let next = log.health().next_sequence;
     append_aged(&log, 100..103, 0);
+    assert_eq!(log.sequences_of_message("msg-102").unwrap(), vec![next + 2]);
     let third = dir.path().join("third.pla");
     log.export(&ExportFilter::default(), Some(&second), &[], &third, now)
         .unwrap();
