@@ -89,7 +89,7 @@ pub(crate) fn create_segment(dir: &Path, first_sequence: u64) -> Result<File, Lo
 
 /// Bytes zero-filled between two syncs: the dirty pages of a preallocation never pile up in
 /// front of the log's own syncs.
-const ZERO_FILL_CHUNK: u64 = 1 << 20;
+const ZERO_FILL_CHUNK: u64 = 1 << 18;
 
 /// Where the next segment is prepared: in the log's directory, not among the segments.
 pub(crate) fn prepared_path(dir: &Path) -> PathBuf {
