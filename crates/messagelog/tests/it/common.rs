@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_ids::{MemberId, ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    Body, Durability, ExchangeRecord, KeyRing, LogOptions, MessageLog, MessagePart, Sha256Hash,
-    Side, SignatureEvidence, Timestamper, TokenVerifier,
+    Body, Durability, ExchangeRecord, ExportFilter, KeyRing, LogOptions, MessageLog, MessagePart,
+    Sha256Hash, Side, SignatureEvidence, Timestamper, TokenVerifier, VerifyOptions, VerifyReport,
+    verify_archive,
 };
 use passerelle_pki::SigningKey;
 use passerelle_pki::aead::BodyKey;
@@ -142,6 +143,21 @@ pub(crate) fn open(dir: &Path, keys: Option<KeyRing>) -> MessageLog {
     let mut options = LogOptions::new(Durability::Fsync);
     options.keys = keys;
     MessageLog::open(dir, options).unwrap()
+}
+
+/// Exports the whole log to `archive` and verifies it with the default options: no failure.
+pub(crate) fn export_all_verified(log: &MessageLog, archive: &Path) -> VerifyReport {
+    log.export(
+        &ExportFilter::default(),
+        None,
+        &[],
+        archive,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let report = verify_archive(archive, &VerifyOptions::default()).unwrap();
+    assert_eq!(report.failure, None);
+    report
 }
 
 /// A stand-in TSA: the "token" is a fixed prefix and the imprint, which [`FakeTokens`] checks.

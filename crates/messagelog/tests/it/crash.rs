@@ -5,9 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use passerelle_messagelog::{ExportFilter, VerifyOptions, verify_archive};
-
-use crate::common::{open, record};
+use crate::common::{export_all_verified, open, record};
 
 const CHILD_DIR: &str = "PASSERELLE_MESSAGELOG_CRASH_CHILD_DIR";
 
@@ -108,17 +106,7 @@ fn check(dir: &std::path::Path, acknowledged: &[(u64, String)]) {
             "{message_id} not found by its id after the crash"
         );
     }
-    let archive = dir.join("all.pla");
-    log.export(
-        &ExportFilter::default(),
-        None,
-        &[],
-        &archive,
-        SystemTime::now(),
-    )
-    .unwrap();
-    let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
-    assert_eq!(report.failure, None);
+    let report = export_all_verified(&log, &dir.join("all.pla"));
     assert_eq!(report.entries, next);
 }
 

@@ -10,7 +10,7 @@ use passerelle_messagelog::{
 };
 use passerelle_pki::aead::BodyKey;
 
-use crate::common::{FakeTokens, block_on, key_ring, open, record, signer};
+use crate::common::{FakeTokens, block_on, export_all_verified, key_ring, open, record, signer};
 
 #[test]
 fn appended_records_are_chained_time_stamped_and_verify_after_reopen() {
@@ -126,18 +126,7 @@ fn concurrent_appends_share_batches_and_get_distinct_sequences() {
 #[test]
 fn a_torn_tail_is_cut_on_open_and_appending_continues() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open(dir.path(), None);
-        for index in 0..5 {
-            log.append(record(index, None, true)).wait().unwrap();
-        }
-    }
-    let segment = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let segment = five_records_in_one_segment(dir.path());
     let frames = frames_of(&segment);
     let (_, end) = *frames.last().unwrap();
     // Zero the last 40 bytes of the last record (its last page never reached the disk), and
@@ -173,6 +162,20 @@ fn a_torn_tail_is_cut_on_open_and_appending_continues() {
             .failure,
         None
     );
+}
+
+/// Appends five records to a new log in `dir` and closes it: the path of its one segment.
+fn five_records_in_one_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    {
+        let log = open(dir, None);
+        for index in 0..5 {
+            log.append(record(index, None, true)).wait().unwrap();
+        }
+    }
+    let mut segments = std::fs::read_dir(dir.join("segments")).unwrap();
+    let segment = segments.next().unwrap().unwrap().path();
+    assert!(segments.next().is_none());
+    segment
 }
 
 /// Where each frame of a segment starts and ends, up to the end of the file or the zeros of its
@@ -242,34 +245,13 @@ fn segments_are_preallocated_and_end_at_their_zeros() {
         log.append(record(99, None, true)).wait().unwrap().sequence,
         index + 1
     );
-    let archive = dir.path().join("a.pla");
-    log.export(
-        &ExportFilter::default(),
-        None,
-        &[],
-        &archive,
-        SystemTime::now(),
-    )
-    .unwrap();
-    let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
-    assert_eq!(report.failure, None);
+    export_all_verified(&log, &dir.path().join("a.pla"));
 }
 
 #[test]
 fn bytes_left_behind_the_zeros_by_a_crash_are_cut_before_appending_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open(dir.path(), None);
-        for index in 0..5 {
-            log.append(record(index, None, true)).wait().unwrap();
-        }
-    }
-    let segment = std::fs::read_dir(dir.path().join("segments"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let segment = five_records_in_one_segment(dir.path());
     let frames = frames_of(&segment);
     assert_eq!(frames.len(), 5);
     // The page holding the last frame's header was lost, the rest of that frame was not: the
@@ -298,17 +280,7 @@ fn bytes_left_behind_the_zeros_by_a_crash_are_cut_before_appending_resumes() {
     );
     let log = open(dir.path(), None);
     assert_eq!(log.health().next_sequence, 5);
-    let archive = dir.path().join("a.pla");
-    log.export(
-        &ExportFilter::default(),
-        None,
-        &[],
-        &archive,
-        SystemTime::now(),
-    )
-    .unwrap();
-    let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
-    assert_eq!(report.failure, None);
+    export_all_verified(&log, &dir.path().join("a.pla"));
 }
 
 #[test]
