@@ -437,13 +437,13 @@ impl MessageLog {
         let mut accumulator = MerkleAccumulator::new();
         let mut cursor = self.inner.indexed()?.cursor_from(first)?;
         while accumulator.count() < last - first + 1 {
-            let Some((_, _, entry)) = cursor.next_entry()? else {
+            let Some((_, _, hash)) = cursor.next_hash()? else {
                 return Err(LogError::Missing {
                     sequence: first + accumulator.count(),
                     reason: "ended early".into(),
                 });
             };
-            accumulator.push(leaf_hash(&entry.hash.0));
+            accumulator.push(leaf_hash(&hash.0));
         }
         Ok(Sha256Hash(accumulator.root().unwrap_or_default()))
     }
@@ -670,10 +670,19 @@ fn repair_tail(dir: &Path) -> Result<Tail, LogError> {
 }
 
 fn last_hash_of(path: &Path) -> Result<Option<Sha256Hash>, LogError> {
+    // The stored hashes only: the segment is complete, and reading its bodies would cost their
+    // size in reads and memory on every open.
     let mut reader = SegmentReader::open(path)?;
     let mut last = None;
-    while let Some((_, entry)) = reader.next_entry()? {
-        last = Some(entry.hash);
+    while let Some((offset, prefix)) = reader.next_prefix(32)? {
+        last = Some(
+            Sha256Hash::from_slice(&prefix).ok_or_else(|| LogError::DamagedEntry {
+                sequence: u64::MAX,
+                path: path.to_owned(),
+                offset,
+                reason: "payload shorter than a hash".into(),
+            })?,
+        );
     }
     Ok(last)
 }

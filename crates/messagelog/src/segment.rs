@@ -493,12 +493,16 @@ impl SegmentReader {
         match self.next_item()? {
             SegmentItem::Entry { offset, entry } => Ok(Some((offset, entry))),
             SegmentItem::End => Ok(None),
-            SegmentItem::Damaged { offset, reason } => Err(LogError::DamagedEntry {
-                sequence: u64::MAX,
-                path: self.path.clone(),
-                offset,
-                reason,
-            }),
+            SegmentItem::Damaged { offset, reason } => Err(self.damaged(offset, reason)),
+        }
+    }
+
+    fn damaged(&self, offset: u64, reason: String) -> LogError {
+        LogError::DamagedEntry {
+            sequence: u64::MAX,
+            path: self.path.clone(),
+            offset,
+            reason,
         }
     }
 }
@@ -574,28 +578,41 @@ impl LogCursor {
         &mut self,
         length: usize,
     ) -> Result<Option<(u64, u64, Vec<u8>)>, LogError> {
-        loop {
-            let Some(reader) = self.reader.as_mut() else {
-                return Ok(None);
-            };
-            if let Some((offset, prefix)) = reader.next_prefix(length)? {
-                return Ok(Some((self.segments[self.index].0, offset, prefix)));
-            }
-            self.index += 1;
-            self.reader = match self.segments.get(self.index) {
-                Some((_, path)) => Some(SegmentReader::open(path)?),
-                None => None,
-            };
-        }
+        self.next_with(|reader| reader.next_prefix(length))
     }
 
     pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, u64, RawEntry)>, LogError> {
+        self.next_with(SegmentReader::next_entry)
+    }
+
+    /// The next entry's segment, offset and stored chain hash, read from the frame's first 32
+    /// bytes; the rest is skipped unread and unchecked (only for entries known to be complete).
+    /// Reading the hashes of entries with large bodies then costs neither their reading nor
+    /// their memory.
+    pub(crate) fn next_hash(&mut self) -> Result<Option<(u64, u64, Sha256Hash)>, LogError> {
+        let Some((segment, offset, prefix)) = self.next_prefix(32)? else {
+            return Ok(None);
+        };
+        let hash = Sha256Hash::from_slice(&prefix).ok_or_else(|| LogError::DamagedEntry {
+            sequence: u64::MAX,
+            path: self.segments[self.index].1.clone(),
+            offset,
+            reason: "payload shorter than a hash".into(),
+        })?;
+        Ok(Some((segment, offset, hash)))
+    }
+
+    /// The next item `read` takes from a segment, moving on to the next segment when one ends.
+    fn next_with<T>(
+        &mut self,
+        mut read: impl FnMut(&mut SegmentReader) -> Result<Option<(u64, T)>, LogError>,
+    ) -> Result<Option<(u64, u64, T)>, LogError> {
         loop {
             let Some(reader) = self.reader.as_mut() else {
                 return Ok(None);
             };
-            if let Some((offset, entry)) = reader.next_entry()? {
-                return Ok(Some((self.segments[self.index].0, offset, entry)));
+            if let Some((offset, item)) = read(reader)? {
+                return Ok(Some((self.segments[self.index].0, offset, item)));
             }
             self.index += 1;
             self.reader = match self.segments.get(self.index) {
