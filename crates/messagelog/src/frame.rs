@@ -46,15 +46,28 @@ pub(crate) fn read_frame(
     reader: &mut impl Read,
     payload: &mut Vec<u8>,
 ) -> Result<bool, FrameError> {
-    read_frame_until(reader, payload, None)
+    Ok(matches!(
+        read_frame_until(reader, payload, None)?,
+        Framed::Read
+    ))
 }
 
-/// Reads one segment frame into `payload`. `Ok(false)` at a clean end of file or at
+/// What [`read_segment_frame`] found.
+pub(crate) enum Framed {
+    /// A whole frame, now in `payload`.
+    Read,
+    /// A clean end of file.
+    EndOfFile,
+    /// [`END_OF_FRAMES`], which the reader has consumed.
+    EndOfFrames,
+}
+
+/// Reads one segment frame into `payload`, stopping at the end of the file or at
 /// [`END_OF_FRAMES`].
 pub(crate) fn read_segment_frame(
     reader: &mut impl Read,
     payload: &mut Vec<u8>,
-) -> Result<bool, FrameError> {
+) -> Result<Framed, FrameError> {
     read_frame_until(reader, payload, Some(&END_OF_FRAMES))
 }
 
@@ -62,12 +75,12 @@ fn read_frame_until(
     reader: &mut impl Read,
     payload: &mut Vec<u8>,
     end: Option<&[u8; FRAME_HEADER as usize]>,
-) -> Result<bool, FrameError> {
+) -> Result<Framed, FrameError> {
     let mut header = [0u8; FRAME_HEADER as usize];
     let mut filled = 0;
     while filled < header.len() {
         match reader.read(&mut header[filled..]) {
-            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) if filled == 0 => return Ok(Framed::EndOfFile),
             Ok(0) => {
                 return Err(FrameError::Damaged(format!(
                     "short frame header ({filled} bytes)"
@@ -79,7 +92,7 @@ fn read_frame_until(
         }
     }
     if end == Some(&header) {
-        return Ok(false);
+        return Ok(Framed::EndOfFrames);
     }
     let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
     let length = u32::from_le_bytes([l0, l1, l2, l3]);
@@ -105,7 +118,7 @@ fn read_frame_until(
             "checksum mismatch (stored {checksum:08x}, computed {actual:08x})"
         )));
     }
-    Ok(true)
+    Ok(Framed::Read)
 }
 
 #[cfg(test)]

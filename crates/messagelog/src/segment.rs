@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use serde::Deserialize;
 
 use crate::error::LogError;
-use crate::frame::{END_OF_FRAMES, FRAME_HEADER, FrameError, read_segment_frame};
+use crate::frame::{END_OF_FRAMES, FRAME_HEADER, FrameError, Framed, read_segment_frame};
 use crate::hash::Sha256Hash;
 use crate::record::Entry;
 
@@ -385,8 +385,9 @@ impl SegmentReader {
     pub(crate) fn next_item(&mut self) -> Result<SegmentItem, LogError> {
         let offset = self.offset;
         match read_segment_frame(&mut self.reader, &mut self.payload) {
-            Ok(false) => Ok(SegmentItem::End),
-            Ok(true) => match RawEntry::from_payload(&self.payload) {
+            Ok(Framed::EndOfFile) => Ok(SegmentItem::End),
+            Ok(Framed::EndOfFrames) => self.unread_end().map(|()| SegmentItem::End),
+            Ok(Framed::Read) => match RawEntry::from_payload(&self.payload) {
                 Some(entry) => {
                     self.offset += FRAME_HEADER + self.payload.len() as u64;
                     Ok(SegmentItem::Entry { offset, entry })
@@ -421,7 +422,8 @@ impl SegmentReader {
             });
         }
         if header == END_OF_FRAMES {
-            return self.unread_end();
+            self.unread_end()?;
+            return Ok(None);
         }
         let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         self.reader
@@ -431,12 +433,13 @@ impl SegmentReader {
         Ok(Some((offset, length)))
     }
 
-    /// Steps back over the [`END_OF_FRAMES`] just read, so that the reader stays at the end.
-    fn unread_end<T>(&mut self) -> Result<Option<T>, LogError> {
+    /// Steps back over the [`END_OF_FRAMES`] just read and drops what is buffered, so that the
+    /// reader stays at the end and reads the next frame there once the writer has written one.
+    fn unread_end(&mut self) -> Result<(), LogError> {
         self.reader
-            .seek_relative(-(FRAME_HEADER as i64))
-            .map_err(|e| LogError::io("seek", &self.path, e))?;
-        Ok(None)
+            .seek(SeekFrom::Current(-(FRAME_HEADER as i64)))
+            .map(|_| ())
+            .map_err(|e| LogError::io("seek", &self.path, e))
     }
 
     /// Skips `count` frames, on the way to entry `sequence` (for the error when the segment
@@ -467,7 +470,8 @@ impl SegmentReader {
             return Ok(None);
         }
         if header == END_OF_FRAMES {
-            return self.unread_end();
+            self.unread_end()?;
+            return Ok(None);
         }
         let frame_length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let mut prefix = vec![0u8; length.min(frame_length as usize)];
@@ -635,4 +639,65 @@ fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usiz
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::sync::atomic::AtomicBool;
+
+    use super::{
+        SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, segment_path, zero_fill,
+    };
+    use crate::frame::write_frame;
+
+    #[test]
+    fn a_reader_at_the_zeros_reads_on_once_a_frame_is_written_there() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("segments")).unwrap();
+        let mut file = create_segment(dir.path(), 0).unwrap();
+        let path = segment_path(dir.path(), 0);
+        zero_fill(
+            &mut file,
+            &path,
+            SEGMENT_HEADER,
+            4096,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let first = [1u8; 40];
+        let second = [2u8; 48];
+        file.seek(SeekFrom::Start(SEGMENT_HEADER)).unwrap();
+        write_frame(&mut file, &first).unwrap();
+
+        let mut items = SegmentReader::open(&path).unwrap();
+        let mut skips = SegmentReader::open(&path).unwrap();
+        let mut prefixes = SegmentReader::open(&path).unwrap();
+        assert!(matches!(
+            items.next_item().unwrap(),
+            SegmentItem::Entry { .. }
+        ));
+        assert!(matches!(items.next_item().unwrap(), SegmentItem::End));
+        assert_eq!(skips.skip_frame().unwrap(), Some((SEGMENT_HEADER, 40)));
+        assert_eq!(skips.skip_frame().unwrap(), None);
+        assert!(prefixes.next_prefix(32).unwrap().is_some());
+        assert!(prefixes.next_prefix(32).unwrap().is_none());
+
+        // The writer goes on where the zeros begin; each reader goes on from where it stopped.
+        write_frame(&mut file, &second).unwrap();
+        file.flush().unwrap();
+        let second_at = SEGMENT_HEADER + 8 + 40;
+        match items.next_item().unwrap() {
+            SegmentItem::Entry { offset, entry } => {
+                assert_eq!(offset, second_at);
+                assert_eq!(entry.content, vec![2u8; 16]);
+            }
+            _ => panic!("the second frame was not read"),
+        }
+        assert_eq!(skips.skip_frame().unwrap(), Some((second_at, 48)));
+        assert_eq!(
+            prefixes.next_prefix(32).unwrap(),
+            Some((second_at, vec![2u8; 32]))
+        );
+    }
 }
