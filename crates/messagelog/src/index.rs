@@ -571,6 +571,7 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
         }
         None => None,
     };
+    ids.skip_below(ids_until.unwrap_or(0));
     // Re-index from the last recorded entry, or from where the message-id runs end if that is
     // earlier: inserts are idempotent.
     let start = match (last, ids_until) {

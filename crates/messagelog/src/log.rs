@@ -674,15 +674,8 @@ fn last_hash_of(path: &Path) -> Result<Option<Sha256Hash>, LogError> {
     // size in reads and memory on every open.
     let mut reader = SegmentReader::open(path)?;
     let mut last = None;
-    while let Some((offset, prefix)) = reader.next_prefix(32)? {
-        last = Some(
-            Sha256Hash::from_slice(&prefix).ok_or_else(|| LogError::DamagedEntry {
-                sequence: u64::MAX,
-                path: path.to_owned(),
-                offset,
-                reason: "payload shorter than a hash".into(),
-            })?,
-        );
+    while let Some((_, hash)) = reader.next_hash()? {
+        last = Some(hash);
     }
     Ok(last)
 }

@@ -141,23 +141,26 @@ impl MessageIds {
         Ok(found)
     }
 
-    /// Where the stored runs end (the sequence after the last one covered), if any is stored;
-    /// entries below it are not added again.
+    /// Where the stored runs end (the sequence after the last one covered), if any is stored.
     pub(crate) fn stored_until(&self) -> Result<Option<u64>, sled::Error> {
-        let until = self
+        Ok(self
             .runs
             .last()?
-            .and_then(|(key, hashes)| Some(be_u64(&key)? + (hashes.len() / HASH_BYTES) as u64));
-        self.lock().stored_below = until.unwrap_or(0);
-        Ok(until)
+            .and_then(|(key, hashes)| Some(be_u64(&key)? + (hashes.len() / HASH_BYTES) as u64)))
+    }
+
+    /// Entries below `sequence` are indexed already: [`Self::add`] skips them (re-indexing on
+    /// open may start earlier, for the other trees).
+    pub(crate) fn skip_below(&self, sequence: u64) {
+        self.lock().stored_below = sequence;
     }
 
     /// Records that every entry below `sequence` is indexed elsewhere (by an earlier version's
     /// `message` tree): an empty run there.
     pub(crate) fn mark_covered_below(&self, sequence: u64) -> Result<(), sled::Error> {
-        self.runs.insert(sequence.to_be_bytes(), &[][..])?;
-        self.lock().stored_below = sequence;
-        Ok(())
+        self.runs
+            .insert(sequence.to_be_bytes(), &[][..])
+            .map(|_| ())
     }
 
     /// After a tail was cut on open, forgets entries from `next` on: runs that start there or
@@ -286,6 +289,7 @@ mod tests {
             .unwrap();
         ids.flush().unwrap();
         assert_eq!(ids.stored_until().unwrap(), Some(2));
+        ids.skip_below(2);
         // Re-indexing on open starts earlier than the runs end, for the other trees.
         ids.add(&[
             item(1, 0, Some("b")),

@@ -414,12 +414,7 @@ impl SegmentReader {
             return Ok(None);
         }
         if filled < header.len() {
-            return Err(LogError::DamagedEntry {
-                sequence: u64::MAX,
-                path: self.path.clone(),
-                offset,
-                reason: format!("short frame header ({filled} bytes)"),
-            });
+            return Err(self.damaged(offset, format!("short frame header ({filled} bytes)")));
         }
         if header == END_OF_FRAMES {
             self.unread_end()?;
@@ -478,12 +473,7 @@ impl SegmentReader {
         let read = read_up_to(&mut self.reader, &mut prefix)
             .map_err(|e| LogError::io("read", &self.path, e))?;
         if filled < header.len() || read < prefix.len() {
-            return Err(LogError::DamagedEntry {
-                sequence: u64::MAX,
-                path: self.path.clone(),
-                offset,
-                reason: "the frame ends early".into(),
-            });
+            return Err(self.damaged(offset, "the frame ends early".into()));
         }
         self.reader
             .seek_relative(i64::from(frame_length) - prefix.len() as i64)
@@ -499,6 +489,18 @@ impl SegmentReader {
             SegmentItem::End => Ok(None),
             SegmentItem::Damaged { offset, reason } => Err(self.damaged(offset, reason)),
         }
+    }
+
+    /// The next entry's offset and stored chain hash, read from the frame's first 32 bytes; the
+    /// rest is skipped unread and unchecked (only for entries known to be complete). Reading the
+    /// hashes of entries with large bodies then costs neither their reading nor their memory.
+    pub(crate) fn next_hash(&mut self) -> Result<Option<(u64, Sha256Hash)>, LogError> {
+        let Some((offset, prefix)) = self.next_prefix(32)? else {
+            return Ok(None);
+        };
+        let hash = Sha256Hash::from_slice(&prefix)
+            .ok_or_else(|| self.damaged(offset, "payload shorter than a hash".into()))?;
+        Ok(Some((offset, hash)))
     }
 
     fn damaged(&self, offset: u64, reason: String) -> LogError {
@@ -589,21 +591,9 @@ impl LogCursor {
         self.next_with(SegmentReader::next_entry)
     }
 
-    /// The next entry's segment, offset and stored chain hash, read from the frame's first 32
-    /// bytes; the rest is skipped unread and unchecked (only for entries known to be complete).
-    /// Reading the hashes of entries with large bodies then costs neither their reading nor
-    /// their memory.
+    /// The next entry's segment, offset and stored chain hash ([`SegmentReader::next_hash`]).
     pub(crate) fn next_hash(&mut self) -> Result<Option<(u64, u64, Sha256Hash)>, LogError> {
-        let Some((segment, offset, prefix)) = self.next_prefix(32)? else {
-            return Ok(None);
-        };
-        let hash = Sha256Hash::from_slice(&prefix).ok_or_else(|| LogError::DamagedEntry {
-            sequence: u64::MAX,
-            path: self.segments[self.index].1.clone(),
-            offset,
-            reason: "payload shorter than a hash".into(),
-        })?;
-        Ok(Some((segment, offset, hash)))
+        self.next_with(SegmentReader::next_hash)
     }
 
     /// The next item `read` takes from a segment, moving on to the next segment when one ends.
