@@ -71,16 +71,22 @@ pub(crate) fn read_segment_frame(
     read_frame_until(reader, payload, Some(&END_OF_FRAMES))
 }
 
-fn read_frame_until(
+/// A frame header as read.
+enum Header {
+    Frame { length: u32, checksum: u32 },
+    EndOfFile,
+    EndOfFrames,
+}
+
+fn read_header(
     reader: &mut impl Read,
-    payload: &mut Vec<u8>,
     end: Option<&[u8; FRAME_HEADER as usize]>,
-) -> Result<Framed, FrameError> {
+) -> Result<Header, FrameError> {
     let mut header = [0u8; FRAME_HEADER as usize];
     let mut filled = 0;
     while filled < header.len() {
         match reader.read(&mut header[filled..]) {
-            Ok(0) if filled == 0 => return Ok(Framed::EndOfFile),
+            Ok(0) if filled == 0 => return Ok(Header::EndOfFile),
             Ok(0) => {
                 return Err(FrameError::Damaged(format!(
                     "short frame header ({filled} bytes)"
@@ -92,38 +98,176 @@ fn read_frame_until(
         }
     }
     if end == Some(&header) {
-        return Ok(Framed::EndOfFrames);
+        return Ok(Header::EndOfFrames);
     }
     let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
     let length = u32::from_le_bytes([l0, l1, l2, l3]);
-    let checksum = u32::from_le_bytes([c0, c1, c2, c3]);
     if length > MAX_FRAME {
         return Err(FrameError::Damaged(format!(
             "frame length {length} is implausible"
         )));
     }
+    Ok(Header::Frame {
+        length,
+        checksum: u32::from_le_bytes([c0, c1, c2, c3]),
+    })
+}
+
+fn check_payload(length: u32, read: u64, stored: u32, computed: u32) -> Result<(), FrameError> {
+    if read != u64::from(length) {
+        return Err(FrameError::Damaged(format!(
+            "frame of {length} bytes cut after {read}"
+        )));
+    }
+    if computed != stored {
+        return Err(FrameError::Damaged(format!(
+            "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+        )));
+    }
+    Ok(())
+}
+
+fn read_frame_until(
+    reader: &mut impl Read,
+    payload: &mut Vec<u8>,
+    end: Option<&[u8; FRAME_HEADER as usize]>,
+) -> Result<Framed, FrameError> {
+    let (length, checksum) = match read_header(reader, end)? {
+        Header::Frame { length, checksum } => (length, checksum),
+        Header::EndOfFile => return Ok(Framed::EndOfFile),
+        Header::EndOfFrames => return Ok(Framed::EndOfFrames),
+    };
     payload.clear();
     let read = reader
         .take(u64::from(length))
         .read_to_end(payload)
         .map_err(FrameError::Io)?;
-    if read != length as usize {
-        return Err(FrameError::Damaged(format!(
-            "frame of {length} bytes cut after {read}"
-        )));
-    }
-    let actual = crc32c(payload);
-    if actual != checksum {
-        return Err(FrameError::Damaged(format!(
-            "checksum mismatch (stored {checksum:08x}, computed {actual:08x})"
-        )));
-    }
+    check_payload(length, read as u64, checksum, crc32c(payload))?;
     Ok(Framed::Read)
+}
+
+/// Reads until `buffer` is full or the input ends; returns how many bytes were read.
+pub(crate) fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// What [`stream_segment_frame`] found.
+pub(crate) enum Streamed<'a, R, F> {
+    /// A frame whose payload is to be read through the [`FramePayload`].
+    Frame(FramePayload<'a, R, F>),
+    EndOfFile,
+    /// [`END_OF_FRAMES`], which the reader has consumed.
+    EndOfFrames,
+}
+
+/// Starts reading one segment frame without holding its payload: see [`FramePayload`].
+/// `chunk` is the buffer it reads through, kept by the caller from one frame to the next.
+pub(crate) fn stream_segment_frame<'a, R: Read, F: FnMut(u64, &[u8])>(
+    reader: &'a mut R,
+    chunk: &'a mut Vec<u8>,
+    observe: F,
+) -> Result<Streamed<'a, R, F>, FrameError> {
+    chunk.clear();
+    Ok(match read_header(reader, Some(&END_OF_FRAMES))? {
+        Header::Frame { length, checksum } => Streamed::Frame(FramePayload {
+            reader,
+            observe,
+            length,
+            checksum,
+            crc: 0,
+            pulled: 0,
+            chunk,
+            served: 0,
+        }),
+        Header::EndOfFile => Streamed::EndOfFile,
+        Header::EndOfFrames => Streamed::EndOfFrames,
+    })
+}
+
+/// Bytes a [`FramePayload`] pulls from the file at a time.
+const PAYLOAD_CHUNK: usize = 64 * 1024;
+
+/// The payload of one frame, read through a fixed buffer so that a large payload is never held
+/// whole. Every chunk is checksummed and handed to `observe`, with its offset in the payload, as it
+/// is pulled from the file, whether or not it is then read through [`Read`].
+/// [`FramePayload::finish`] reads what is left and checks the length and the checksum.
+pub(crate) struct FramePayload<'a, R, F> {
+    reader: &'a mut R,
+    observe: F,
+    length: u32,
+    checksum: u32,
+    crc: u32,
+    /// Payload bytes pulled from the file so far.
+    pulled: u64,
+    chunk: &'a mut Vec<u8>,
+    /// Bytes of `chunk` already read through [`Read`].
+    served: usize,
+}
+
+impl<R: Read, F: FnMut(u64, &[u8])> FramePayload<'_, R, F> {
+    /// Pulls the next chunk, as full as the payload and the file allow; `false` once the
+    /// payload, or the file, has ended.
+    fn pull(&mut self) -> io::Result<bool> {
+        let wanted = (u64::from(self.length) - self.pulled).min(PAYLOAD_CHUNK as u64) as usize;
+        self.chunk.resize(wanted, 0);
+        let filled = read_up_to(self.reader, self.chunk)?;
+        self.chunk.truncate(filled);
+        self.served = 0;
+        self.crc = crate::crc32c::crc32c_append(self.crc, self.chunk);
+        (self.observe)(self.pulled, self.chunk);
+        self.pulled += filled as u64;
+        Ok(filled > 0)
+    }
+
+    /// The whole payload in one slice, when it fits in one chunk and nothing was read yet; it then
+    /// counts as read. Parsing a slice is several times faster than parsing through [`Read`],
+    /// byte by byte.
+    pub(crate) fn whole(&mut self) -> io::Result<Option<&[u8]>> {
+        if self.pulled > 0 || self.length as usize > PAYLOAD_CHUNK {
+            return Ok(None);
+        }
+        self.pull()?;
+        self.served = self.chunk.len();
+        Ok(Some(self.chunk))
+    }
+
+    /// Reads the rest of the payload and checks it: the payload's length on success.
+    pub(crate) fn finish(mut self) -> Result<u32, FrameError> {
+        while self.pull().map_err(FrameError::Io)? {}
+        check_payload(self.length, self.pulled, self.checksum, self.crc)?;
+        Ok(self.length)
+    }
+}
+
+impl<R: Read, F: FnMut(u64, &[u8])> Read for FramePayload<'_, R, F> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.served == self.chunk.len() && !self.pull()? {
+            return Ok(0);
+        }
+        let count = buffer.len().min(self.chunk.len() - self.served);
+        buffer[..count].copy_from_slice(&self.chunk[self.served..self.served + count]);
+        self.served += count;
+        Ok(count)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{encode_frame_with, read_frame, write_frame};
+    use std::io::Read;
+
+    use super::{
+        FrameError, PAYLOAD_CHUNK, Streamed, encode_frame_with, read_frame, stream_segment_frame,
+        write_frame,
+    };
 
     #[test]
     fn a_frame_built_in_place_equals_a_written_one_and_reads_back() {
@@ -142,5 +286,87 @@ mod tests {
             assert_eq!(read, payload);
         }
         assert!(!read_frame(&mut reader, &mut read).unwrap());
+    }
+
+    /// A file that gives at most 1000 bytes per read, as a buffered reader does at the end of
+    /// its buffer.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let count = buffer.len().min(self.0.len()).min(1000);
+            buffer[..count].copy_from_slice(&self.0[..count]);
+            self.0 = &self.0[count..];
+            Ok(count)
+        }
+    }
+
+    /// A payload read through [`super::FramePayload`] in chunks, or in one slice when it fits in
+    /// one, reads back whole; every chunk is observed once, in order; damage is found either way.
+    #[test]
+    fn a_streamed_payload_reads_back_whole_and_its_damage_is_found() {
+        for size in [
+            1,
+            33,
+            PAYLOAD_CHUNK,
+            PAYLOAD_CHUNK + 1,
+            3 * PAYLOAD_CHUNK + 7,
+        ] {
+            let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let mut frame = Vec::new();
+            write_frame(&mut frame, &payload).unwrap();
+            // Read through `Read` from the start; through `whole` first; after a first read.
+            for mode in 0..3 {
+                let mut observed = Vec::new();
+                let mut chunk = Vec::new();
+                let mut reader = Trickle(&frame);
+                let observe = |at: u64, bytes: &[u8]| {
+                    assert_eq!(at as usize, observed.len());
+                    observed.extend_from_slice(bytes);
+                };
+                let Streamed::Frame(mut streamed) =
+                    stream_segment_frame(&mut reader, &mut chunk, observe).unwrap()
+                else {
+                    panic!("a frame")
+                };
+                let mut read = Vec::new();
+                if mode == 2 {
+                    read.resize(5, 0);
+                    let first = streamed.read(&mut read).unwrap();
+                    read.truncate(first);
+                }
+                let whole = match mode {
+                    0 => None,
+                    _ => streamed.whole().unwrap().map(<[u8]>::to_vec),
+                };
+                assert_eq!(whole.is_some(), mode == 1 && size <= PAYLOAD_CHUNK);
+                streamed.read_to_end(&mut read).unwrap();
+                assert_eq!(streamed.finish().unwrap() as usize, size);
+                match whole {
+                    Some(whole) => {
+                        assert_eq!(whole, payload);
+                        assert!(read.is_empty(), "the slice counts as read");
+                    }
+                    None => assert_eq!(read, payload),
+                }
+                assert_eq!(observed, payload);
+            }
+            let damaged = |frame: &[u8]| {
+                let mut chunk = Vec::new();
+                let mut reader = Trickle(frame);
+                match stream_segment_frame(&mut reader, &mut chunk, |_, _| {}) {
+                    Ok(Streamed::Frame(streamed)) => streamed.finish(),
+                    _ => panic!("a frame header"),
+                }
+            };
+            let mut flipped = frame.clone();
+            flipped[8 + size / 2] ^= 1;
+            assert!(
+                matches!(damaged(&flipped), Err(FrameError::Damaged(reason)) if reason.contains("checksum")),
+            );
+            assert!(
+                matches!(damaged(&frame[..frame.len() - 1]), Err(FrameError::Damaged(reason)) if reason.contains("cut after")),
+            );
+        }
     }
 }

@@ -38,7 +38,7 @@ use crate::hash::Sha256Hash;
 use crate::log::Inner;
 use crate::message_ids::MessageIds;
 use crate::record::EntryBody;
-use crate::segment::{LogCursor, RawEntry, SEGMENT_HEADER, list_segments, segment_path};
+use crate::segment::{EntryView, LogCursor, RawEntry, SEGMENT_HEADER, list_segments, segment_path};
 
 /// At most this many entries wait for the index thread (a few MiB); the writer waits beyond it.
 pub(crate) const MAX_QUEUED: usize = 8_192;
@@ -132,8 +132,7 @@ impl IndexKeys {
     /// The sequence and the index keys of a stored entry, read from its
     /// [`EntryView`](crate::segment::EntryView) without decoding the record, so re-indexing
     /// entries with large bodies on open neither decodes nor allocates them.
-    pub(crate) fn read(raw: &RawEntry) -> Result<(u64, Self), String> {
-        let stored = raw.view()?;
+    pub(crate) fn from_view(stored: EntryView) -> Result<(u64, Self), String> {
         let body = stored.entry;
         let missing = |field: &str| format!("{} entry without {field}", body.kind);
         let keys = match body.kind.as_str() {
@@ -592,13 +591,15 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
     let mut writer = IndexWriter::new(inner);
     let mut items = Vec::new();
     let mut count = 0u64;
-    while let Some((segment, offset, raw)) = cursor.next_entry()? {
-        let (sequence, keys) = IndexKeys::read(&raw).map_err(|reason| LogError::DamagedEntry {
-            sequence: u64::MAX,
-            path: segment_path(&inner.dir, segment),
-            offset,
-            reason,
-        })?;
+    // Views read through a fixed buffer: entries with large bodies are not allocated whole.
+    while let Some((segment, offset, view)) = cursor.next_view()? {
+        let (sequence, keys) =
+            IndexKeys::from_view(view).map_err(|reason| LogError::DamagedEntry {
+                sequence: u64::MAX,
+                path: segment_path(&inner.dir, segment),
+                offset,
+                reason,
+            })?;
         items.push(IndexItem {
             sequence,
             segment,

@@ -33,7 +33,7 @@ use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer
 use crate::keys::KeyRing;
 use crate::record::{Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart};
 use crate::segment::{
-    Preparer, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
+    EntryHead, Preparer, SEGMENT_HEADER, SegmentItem, SegmentReader, create_segment, list_segments,
     prepared_path, segment_path, segments_dir, zero_fill,
 };
 use crate::ticket::{AppendTicket, Appended, TicketShared};
@@ -618,13 +618,15 @@ fn repair_tail(dir: &Path) -> Result<Tail, LogError> {
     let mut good_end = SEGMENT_HEADER;
     let mut last_hash = expected_previous.unwrap_or(Sha256Hash::ZERO);
     let damage = loop {
-        match reader.next_item()? {
+        // Checked through a fixed buffer: entries with large bodies would otherwise each be
+        // allocated whole, and the allocator keeps that memory long after the log is open.
+        match reader.next_checked::<EntryHead>()? {
             SegmentItem::End => break None,
             SegmentItem::Damaged { offset, reason } => break Some((offset, reason)),
             SegmentItem::Entry { offset, entry } => {
-                let head = match entry.head() {
+                let head = match &entry.head {
                     Ok(head) => head,
-                    Err(reason) => break Some((offset, reason)),
+                    Err(reason) => break Some((offset, reason.clone())),
                 };
                 let previous = expected_previous.unwrap_or(head.previous_hash);
                 if head.sequence != next_sequence
@@ -639,7 +641,7 @@ fn repair_tail(dir: &Path) -> Result<Tail, LogError> {
                 next_sequence += 1;
                 last_hash = entry.hash;
                 expected_previous = Some(entry.hash);
-                good_end = offset + FRAME_HEADER + entry.payload().len() as u64;
+                good_end = offset + FRAME_HEADER + u64::from(entry.payload_length);
             }
         }
     };
@@ -996,7 +998,10 @@ mod tests {
         sequences.push(checkpoint.entry_sequence);
         for sequence in sequences {
             let raw = indexed.read_raw(sequence).unwrap();
-            let (read_sequence, read) = crate::index::IndexKeys::read(&raw).unwrap();
+            let (read_sequence, read) = raw
+                .view()
+                .and_then(crate::index::IndexKeys::from_view)
+                .unwrap();
             let entry = raw.decode().unwrap();
             let decoded = crate::index::IndexKeys::of(&entry.entry);
             assert_eq!(read_sequence, entry.sequence);
@@ -1008,14 +1013,16 @@ mod tests {
             );
         }
         assert_eq!(
-            crate::index::IndexKeys::read(&crate::segment::RawEntry {
+            crate::segment::RawEntry {
                 hash: Sha256Hash::ZERO,
                 content: format!(
                     r#"{{"sequence":1,"previous_hash":"{}","entry":{{"type":"exchange"}}}}"#,
                     Sha256Hash::ZERO
                 )
                 .into_bytes(),
-            })
+            }
+            .view()
+            .and_then(crate::index::IndexKeys::from_view)
             .err(),
             Some("exchange entry without request_received_at_ms".to_owned())
         );

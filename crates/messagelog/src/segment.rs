@@ -23,9 +23,13 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::LogError;
-use crate::frame::{END_OF_FRAMES, FRAME_HEADER, FrameError, Framed, read_segment_frame};
+use crate::frame::{
+    END_OF_FRAMES, FRAME_HEADER, FrameError, Framed, Streamed, read_segment_frame, read_up_to,
+    stream_segment_frame,
+};
 use crate::hash::Sha256Hash;
 use crate::record::Entry;
 
@@ -297,13 +301,6 @@ impl RawEntry {
         })
     }
 
-    pub(crate) fn payload(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(32 + self.content.len());
-        payload.extend_from_slice(&self.hash.0);
-        payload.extend_from_slice(&self.content);
-        payload
-    }
-
     pub(crate) fn head(&self) -> Result<EntryHead, String> {
         serde_json::from_slice(&self.content).map_err(|e| format!("content is not an entry: {e}"))
     }
@@ -330,11 +327,32 @@ pub(crate) struct SegmentReader {
     payload: Vec<u8>,
 }
 
+/// An entry checked where it lies, without its content: see [`SegmentReader::next_checked`].
+#[derive(Debug)]
+pub(crate) struct CheckedEntry<H = EntryHead> {
+    /// The chain hash stored in front of the content.
+    pub(crate) hash: Sha256Hash,
+    /// SHA-256 of the content.
+    pub(crate) content_digest: Sha256Hash,
+    /// The content's fields that `H` reads ([`EntryHead`] or [`EntryView`]), or why the content
+    /// is not an entry.
+    pub(crate) head: Result<H, String>,
+    /// Bytes of the frame's payload.
+    pub(crate) payload_length: u32,
+}
+
+impl<H> CheckedEntry<H> {
+    /// Whether the stored hash is the chain hash of the content after `previous`.
+    pub(crate) fn hash_holds(&self, previous: &Sha256Hash) -> bool {
+        Sha256Hash::chain(previous, &self.content_digest) == self.hash
+    }
+}
+
 /// What reading the next frame of a segment gave.
-pub(crate) enum SegmentItem {
+pub(crate) enum SegmentItem<E = RawEntry> {
     Entry {
         offset: u64,
-        entry: RawEntry,
+        entry: E,
     },
     End,
     /// The bytes from `offset` on are not a whole valid frame.
@@ -400,6 +418,69 @@ impl SegmentReader {
             Err(FrameError::Damaged(reason)) => Ok(SegmentItem::Damaged { offset, reason }),
             Err(FrameError::Io(error)) => Err(LogError::io("read", &self.path, error)),
         }
+    }
+
+    /// The next entry, checked as it is read through a fixed buffer: the frame's length and
+    /// checksum, the digest of the content and the fields `H` reads from it (the whole content
+    /// must parse as an entry). An entry with large bodies is never held whole, unlike with
+    /// [`Self::next_item`].
+    pub(crate) fn next_checked<H: DeserializeOwned>(
+        &mut self,
+    ) -> Result<SegmentItem<CheckedEntry<H>>, LogError> {
+        let offset = self.offset;
+        let mut content = passerelle_pki::digest::Sha256::new();
+        let digest_content = |at: u64, chunk: &[u8]| {
+            let skip = 32u64.saturating_sub(at).min(chunk.len() as u64) as usize;
+            content.update(&chunk[skip..]);
+        };
+        let mut payload =
+            match stream_segment_frame(&mut self.reader, &mut self.payload, digest_content) {
+                Ok(Streamed::Frame(payload)) => payload,
+                Ok(Streamed::EndOfFile) => return Ok(SegmentItem::End),
+                Ok(Streamed::EndOfFrames) => {
+                    return self.unread_end().map(|()| SegmentItem::End);
+                }
+                Err(FrameError::Damaged(reason)) => {
+                    return Ok(SegmentItem::Damaged { offset, reason });
+                }
+                Err(FrameError::Io(error)) => return Err(LogError::io("read", &self.path, error)),
+            };
+        let not_an_entry = |e: serde_json::Error| format!("content is not an entry: {e}");
+        let mut hash = [0u8; 32];
+        let (hash_read, head) = match payload.whole() {
+            Ok(Some(whole)) => {
+                let (stored, content) = whole.split_at(whole.len().min(32));
+                hash[..stored.len()].copy_from_slice(stored);
+                let head = serde_json::from_slice::<H>(content).map_err(not_an_entry);
+                (Ok(stored.len()), head)
+            }
+            Ok(None) => (
+                read_up_to(&mut payload, &mut hash),
+                serde_json::from_reader::<_, H>(&mut payload).map_err(not_an_entry),
+            ),
+            Err(error) => (Err(error), Err(String::new())),
+        };
+        let payload_length = match payload.finish() {
+            Ok(length) => length,
+            Err(FrameError::Damaged(reason)) => return Ok(SegmentItem::Damaged { offset, reason }),
+            Err(FrameError::Io(error)) => return Err(LogError::io("read", &self.path, error)),
+        };
+        if hash_read.map_err(|e| LogError::io("read", &self.path, e))? < hash.len() {
+            return Ok(SegmentItem::Damaged {
+                offset,
+                reason: "payload shorter than a hash".into(),
+            });
+        }
+        self.offset += FRAME_HEADER + u64::from(payload_length);
+        Ok(SegmentItem::Entry {
+            offset,
+            entry: CheckedEntry {
+                hash: Sha256Hash(hash),
+                content_digest: Sha256Hash(content.finish()),
+                head,
+                payload_length,
+            },
+        })
     }
 
     /// Skips one frame without reading or checking its payload: its offset and payload length,
@@ -486,6 +567,19 @@ impl SegmentReader {
     pub(crate) fn next_entry(&mut self) -> Result<Option<(u64, RawEntry)>, LogError> {
         match self.next_item()? {
             SegmentItem::Entry { offset, entry } => Ok(Some((offset, entry))),
+            SegmentItem::End => Ok(None),
+            SegmentItem::Damaged { offset, reason } => Err(self.damaged(offset, reason)),
+        }
+    }
+
+    /// The next entry's [`EntryView`], read through a fixed buffer ([`Self::next_checked`]); a
+    /// damaged frame or content is an error here.
+    pub(crate) fn next_view(&mut self) -> Result<Option<(u64, EntryView)>, LogError> {
+        match self.next_checked::<EntryView>()? {
+            SegmentItem::Entry { offset, entry } => match entry.head {
+                Ok(view) => Ok(Some((offset, view))),
+                Err(reason) => Err(self.damaged(offset, reason)),
+            },
             SegmentItem::End => Ok(None),
             SegmentItem::Damaged { offset, reason } => Err(self.damaged(offset, reason)),
         }
@@ -596,6 +690,11 @@ impl LogCursor {
         self.next_with(SegmentReader::next_hash)
     }
 
+    /// [`SegmentReader::next_view`] across segments: `(segment, offset, view)`.
+    pub(crate) fn next_view(&mut self) -> Result<Option<(u64, u64, EntryView)>, LogError> {
+        self.next_with(SegmentReader::next_view)
+    }
+
     /// The next item `read` takes from a segment, moving on to the next segment when one ends.
     fn next_with<T>(
         &mut self,
@@ -615,20 +714,6 @@ impl LogCursor {
             };
         }
     }
-}
-
-/// Reads until `buffer` is full or the input ends; returns how many bytes were read.
-fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -164,6 +164,62 @@ fn a_torn_tail_is_cut_on_open_and_appending_continues() {
     );
 }
 
+/// Entries larger than the buffer the tail check on open reads through are checked all the same:
+/// a torn one is cut, and so is one with a damaged byte deep inside, found by its checksum or,
+/// when the checksum was made to match, by the chain.
+#[test]
+fn a_damaged_large_entry_is_cut_on_open_by_its_checksum_or_by_the_chain() {
+    enum Damage {
+        Torn,
+        Byte,
+        ByteAndChecksum,
+    }
+    for damage in [Damage::Torn, Damage::Byte, Damage::ByteAndChecksum] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), None);
+            for index in 0..5 {
+                let mut large = record(index, None, true);
+                large.path_and_query = format!("/v1/children/{index}?{}", "q".repeat(150_000));
+                log.append(large).wait().unwrap();
+            }
+        }
+        let segment = std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let (start, end) = frames_of(&segment)[2];
+        let mut bytes = std::fs::read(&segment).unwrap();
+        match damage {
+            Damage::Torn => bytes.truncate(end as usize - 70_000),
+            Damage::Byte | Damage::ByteAndChecksum => {
+                let inside = start as usize + 8 + 32 + 100_000;
+                assert_eq!(bytes[inside], b'q');
+                bytes[inside] = b'Q';
+                if matches!(damage, Damage::ByteAndChecksum) {
+                    let checksum = crc32c::crc32c(&bytes[start as usize + 8..end as usize]);
+                    bytes[start as usize + 4..start as usize + 8]
+                        .copy_from_slice(&checksum.to_le_bytes());
+                }
+            }
+        }
+        std::fs::write(&segment, &bytes).unwrap();
+
+        // The third entry and all after it are gone, whichever the damage.
+        let log = open(dir.path(), None);
+        assert_eq!(log.health().next_sequence, 2);
+        assert_eq!(
+            log.append(record(99, None, true)).wait().unwrap().sequence,
+            2
+        );
+        assert_eq!(log.sequences_of_message("msg-1").unwrap(), vec![1]);
+        assert_eq!(log.sequences_of_message("msg-99").unwrap(), vec![2]);
+        export_all_verified(&log, &dir.path().join("a.pla"));
+    }
+}
+
 /// Appends five records to a new log in `dir` and closes it: the path of its one segment.
 fn five_records_in_one_segment(dir: &std::path::Path) -> std::path::PathBuf {
     {
