@@ -156,8 +156,9 @@ pub struct Limits {
 pub struct BatchSettings {
     /// Always wait this long for more inputs before signing (`window_ms`, default 0).
     pub window: Duration,
-    /// Wait up to this long, but only while inputs arrive faster than one per this duration on
-    /// average (`busy_window_ms`, default 1; 0 turns it off).
+    /// While inputs arrive faster than one per this duration on average, let the other ready
+    /// tasks run before signing and take the inputs they queue; no clock wait
+    /// (`busy_window_ms`, default 1; 0 turns it off).
     pub busy_window: Duration,
     pub max_size: usize,
 }
