@@ -51,7 +51,7 @@ pub use error::LogError;
 pub use export::{ExportOptions, ExportSummary, export_log};
 pub use hash::Sha256Hash;
 pub use keys::KeyRing;
-pub use log::{Durability, LogHealth, LogOptions, MessageLog};
+pub use log::{Durability, LogHealth, LogOptions, MessageLog, SYNC_BUCKETS, SyncTimes};
 pub use record::{
     BatchEvidence, Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart,
     PeerAuthentication, Side, SignatureEvidence,

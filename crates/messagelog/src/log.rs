@@ -91,6 +91,43 @@ impl LogOptions {
     }
 }
 
+/// Upper bounds, in seconds, of the buckets of [`SyncTimes`].
+pub const SYNC_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A sync slower than this is logged as a warning: every exchange of its batch, and of the
+/// batches queued behind it, waited for the disk that long.
+const SLOW_SYNC: Duration = Duration::from_secs(1);
+
+/// How long the log's syncs took since it was opened, as a histogram over [`SYNC_BUCKETS`].
+/// Every exchange waits for the sync of its batch before it is answered, so the tail of these
+/// times is the log's share of the exchanges' latency tail. Empty under
+/// [`Durability::DangerMemoryOnly`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncTimes {
+    /// How many syncs took at most each bound of [`SYNC_BUCKETS`] (cumulative, as Prometheus
+    /// buckets are).
+    pub at_most: [u64; SYNC_BUCKETS.len()],
+    pub count: u64,
+    pub total_micros: u64,
+}
+
+impl SyncTimes {
+    fn observe(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (count, bound) in self.at_most.iter_mut().zip(SYNC_BUCKETS) {
+            if seconds <= bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.total_micros = self
+            .total_micros
+            .saturating_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+}
+
 /// What the security server's health check reports about its log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogHealth {
@@ -104,6 +141,7 @@ pub struct LogHealth {
     /// Why the index stopped, once it has: appends go on, but reads through the index (by
     /// sequence or message id, retention) fail until the log is reopened, which rebuilds it.
     pub index_problem: Option<String>,
+    pub sync_times: SyncTimes,
 }
 
 /// What the writer has made durable; updated by the writer under one lock, once per batch.
@@ -117,6 +155,7 @@ pub(crate) struct Status {
     /// The entries from `span.first` to `next_sequence`: those the next checkpoint covers when
     /// `span.first` is where it starts.
     span: Span,
+    sync_times: SyncTimes,
 }
 
 /// A Merkle accumulator over the entries from `first` on; `first + accumulator.count()` is
@@ -206,6 +245,7 @@ impl MessageLog {
                 last_hash: tail.last_hash,
                 last_checkpoint: None,
                 span: Span::starting_at(tail.next_sequence),
+                sync_times: SyncTimes::default(),
             }),
             // Complete once `rebuild` below has returned; nothing reads it before.
             index: IndexQueue::new(tail.next_sequence),
@@ -323,6 +363,7 @@ impl MessageLog {
             last_hash: status.last_hash,
             last_checkpoint: status.last_checkpoint.clone(),
             index_problem: self.inner.index.problem(),
+            sync_times: status.sync_times.clone(),
         }
     }
 
@@ -775,10 +816,13 @@ impl Writer {
             done.push((Appended { sequence, hash }, offset));
             previous = hash;
         }
-        if let Err(error) = self.write_and_sync(&buffer) {
-            tracing::error!(%error, "message-log batch not written");
-            return self.fail(batch, &error);
-        }
+        let synced = match self.write_and_sync(&buffer) {
+            Ok(synced) => synced,
+            Err(error) => {
+                tracing::error!(%error, "message-log batch not written");
+                return self.fail(batch, &error);
+            }
+        };
         self.segment_len += buffer.len() as u64;
         self.next_sequence += batch.len() as u64;
         self.last_hash = previous;
@@ -798,6 +842,9 @@ impl Writer {
             let mut status = self.inner.lock_status();
             status.next_sequence = self.next_sequence;
             status.last_hash = previous;
+            if let Some(took) = synced {
+                status.sync_times.observe(took);
+            }
             for leaf in leaves {
                 status.span.accumulator.push(leaf);
             }
@@ -822,18 +869,30 @@ impl Writer {
         self.inner.index.push(items);
     }
 
-    fn write_and_sync(&mut self, buffer: &[u8]) -> Result<(), LogError> {
+    /// Writes `buffer` and syncs it: how long the sync took (`None` when the durability does
+    /// not sync).
+    fn write_and_sync(&mut self, buffer: &[u8]) -> Result<Option<Duration>, LogError> {
         let path = self.path();
         let written = self
             .file
             .write_all(buffer)
             .map_err(|e| LogError::io("write", &path, e));
         let result = written.and_then(|()| match self.durability {
-            Durability::Fsync => self
-                .file
-                .sync_data()
-                .map_err(|e| LogError::io("sync", &path, e)),
-            Durability::DangerMemoryOnly => Ok(()),
+            Durability::Fsync => {
+                let started = Instant::now();
+                self.file
+                    .sync_data()
+                    .map_err(|e| LogError::io("sync", &path, e))?;
+                let took = started.elapsed();
+                if took >= SLOW_SYNC {
+                    tracing::warn!(
+                        seconds = took.as_secs_f64(), path = %path.display(), bytes = buffer.len(),
+                        "message-log sync was slow: the exchanges of the batch waited for the disk"
+                    );
+                }
+                Ok(Some(took))
+            }
+            Durability::DangerMemoryOnly => Ok(None),
         });
         if let Err(error) = &result {
             // Cut whatever part of the batch reached the file so the chain stays consistent. After
@@ -935,6 +994,30 @@ mod tests {
             accumulator.push(leaf_hash(&entry.hash.0));
         }
         Sha256Hash(accumulator.root().unwrap())
+    }
+
+    #[test]
+    fn every_sync_is_timed_and_a_memory_only_log_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        for index in 0..3 {
+            log.append(record(index)).wait().unwrap();
+        }
+        let times = log.health().sync_times;
+        assert_eq!(
+            times.count, 3,
+            "one sync per batch, and each append waited for its own"
+        );
+        assert!(times.total_micros > 0);
+        assert!(times.at_most.windows(2).all(|pair| pair[0] <= pair[1]));
+        assert!(times.at_most[times.at_most.len() - 1] <= times.count);
+        drop(log);
+
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            MessageLog::open(dir.path(), LogOptions::new(Durability::DangerMemoryOnly)).unwrap();
+        log.append(record(0)).wait().unwrap();
+        assert_eq!(log.health().sync_times, super::SyncTimes::default());
     }
 
     #[test]

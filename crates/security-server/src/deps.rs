@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use passerelle_globalconf::{ConfClient, GlobalConf};
-use passerelle_messagelog::{CheckpointSummary, ExchangeRecord, MessageLog, Timestamper};
+use passerelle_messagelog::{
+    CheckpointSummary, ExchangeRecord, MessageLog, SyncTimes, Timestamper,
+};
 
 /// The time source. The server reads it once per request, at the edge, and passes `now` down.
 pub trait Clock: Send + Sync {
@@ -115,6 +117,10 @@ pub trait ExchangeLog: Send + Sync {
     fn index_problem(&self) -> Option<String> {
         None
     }
+    /// How long the log's syncs took since it was opened, for the metrics (none by default).
+    fn sync_times(&self) -> SyncTimes {
+        SyncTimes::default()
+    }
     /// Time-stamps every entry logged since the last checkpoint with `timestamper` (see
     /// [`MessageLog::checkpoint`]). It blocks: call it on a blocking thread. `Ok(None)` when
     /// there is nothing to stamp, or when the log keeps no checkpoints (the default).
@@ -162,6 +168,10 @@ impl ExchangeLog for DurableLog {
 
     fn index_problem(&self) -> Option<String> {
         self.log.health().index_problem
+    }
+
+    fn sync_times(&self) -> SyncTimes {
+        self.log.health().sync_times
     }
 
     fn checkpoint(

@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use passerelle_messagelog::{SYNC_BUCKETS, SyncTimes};
+
 const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
@@ -163,6 +165,23 @@ impl Metrics {
     }
 }
 
+/// Appends the message log's sync times as the `passerelle_message_log_sync_seconds` histogram.
+pub fn render_sync_times(out: &mut String, times: &SyncTimes) {
+    out.push_str("# HELP passerelle_message_log_sync_seconds Time the message log's syncs took; every exchange waits for the sync of its batch.\n");
+    out.push_str("# TYPE passerelle_message_log_sync_seconds histogram\n");
+    let histogram = Histogram {
+        counts: times.at_most.to_vec(),
+        sum: Duration::from_micros(times.total_micros).as_secs_f64(),
+        total: times.count,
+    };
+    histogram.render(
+        out,
+        "passerelle_message_log_sync_seconds",
+        "",
+        &SYNC_BUCKETS,
+    );
+}
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -208,5 +227,28 @@ mod tests {
             text.contains("passerelle_signature_batch_size_bucket{le=\"4\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_the_message_log_sync_times() {
+        let times = SyncTimes {
+            at_most: [0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3],
+            count: 4,
+            total_micros: 1_500_400,
+        };
+        let mut text = String::new();
+        render_sync_times(&mut text, &times);
+        for line in [
+            "# TYPE passerelle_message_log_sync_seconds histogram",
+            "passerelle_message_log_sync_seconds_bucket{le=\"0.0001\"} 0",
+            "passerelle_message_log_sync_seconds_bucket{le=\"0.00025\"} 1",
+            "passerelle_message_log_sync_seconds_bucket{le=\"0.25\"} 2",
+            "passerelle_message_log_sync_seconds_bucket{le=\"1\"} 3",
+            "passerelle_message_log_sync_seconds_bucket{le=\"+Inf\"} 4",
+            "passerelle_message_log_sync_seconds_sum 1.5004",
+            "passerelle_message_log_sync_seconds_count 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 }

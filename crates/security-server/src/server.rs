@@ -641,9 +641,11 @@ fn health(shared: &Shared, now: SystemTime) -> (bool, serde_json::Value) {
     (healthy, report)
 }
 
-/// The metrics of [`Metrics`] followed by those of the trust services.
+/// The metrics of [`Metrics`] and the message log's sync times, followed by those of the trust
+/// services.
 fn metrics_text(shared: &Shared) -> String {
     let mut text = shared.metrics.render();
+    crate::metrics::render_sync_times(&mut text, &shared.log.sync_times());
     text.push_str(&crate::background::metrics(shared, shared.clock.now()));
     text
 }

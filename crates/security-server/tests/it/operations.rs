@@ -57,6 +57,11 @@ async fn health_and_metrics() {
         text.contains("passerelle_signature_batch_size_count"),
         "{text}"
     );
+    // This federation logs in memory: the sync histogram is there, and empty.
+    assert!(
+        text.contains("passerelle_message_log_sync_seconds_count 0"),
+        "{text}"
+    );
     let consumer = federation.education.metrics();
     assert!(consumer.contains(r#"side="consumer""#), "{consumer}");
 }
