@@ -184,12 +184,7 @@ fn a_damaged_large_entry_is_cut_on_open_by_its_checksum_or_by_the_chain() {
                 log.append(large).wait().unwrap();
             }
         }
-        let segment = std::fs::read_dir(dir.path().join("segments"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let segment = only_segment(dir.path());
         let (start, end) = frames_of(&segment)[2];
         let mut bytes = std::fs::read(&segment).unwrap();
         match damage {
@@ -228,9 +223,14 @@ fn five_records_in_one_segment(dir: &std::path::Path) -> std::path::PathBuf {
             log.append(record(index, None, true)).wait().unwrap();
         }
     }
+    only_segment(dir)
+}
+
+/// The path of the one segment of the log in `dir`.
+fn only_segment(dir: &std::path::Path) -> std::path::PathBuf {
     let mut segments = std::fs::read_dir(dir.join("segments")).unwrap();
     let segment = segments.next().unwrap().unwrap().path();
-    assert!(segments.next().is_none());
+    assert!(segments.next().is_none(), "more than one segment");
     segment
 }
 

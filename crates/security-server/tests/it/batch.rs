@@ -133,22 +133,24 @@ async fn concurrent_inputs_share_one_signature_and_each_gets_its_proof() {
     ));
 }
 
+/// Signs `input {i}`: the root of the batch that covered it.
+async fn root_of(signer: BatchSigner, i: usize) -> [u8; 32] {
+    signer
+        .sign(
+            format!("input {i}").as_bytes(),
+            SigningTime::from_system_time(fixed_now()),
+        )
+        .await
+        .unwrap()
+        .batch_root
+}
+
 /// Signs `count` inputs one after the other, `gap` apart, each without waiting for the
 /// previous answer; returns the batch roots in input order.
 async fn roots_of_a_stream(signer: &BatchSigner, count: usize, gap: Duration) -> Vec<[u8; 32]> {
     let mut tasks = Vec::new();
     for i in 0..count {
-        let signer = signer.clone();
-        tasks.push(tokio::spawn(async move {
-            signer
-                .sign(
-                    format!("input {i}").as_bytes(),
-                    SigningTime::from_system_time(fixed_now()),
-                )
-                .await
-                .unwrap()
-                .batch_root
-        }));
+        tasks.push(tokio::spawn(root_of(signer.clone(), i)));
         tokio::time::sleep(gap).await;
     }
     let mut roots = Vec::new();
@@ -180,14 +182,7 @@ async fn roots_of_exchanges_in_flight(signer: &BatchSigner, count: usize) -> Vec
                 for _ in 0..i % 4 {
                     tokio::spawn(async {}).await.unwrap();
                 }
-                signer
-                    .sign(
-                        format!("input {i}").as_bytes(),
-                        SigningTime::from_system_time(fixed_now()),
-                    )
-                    .await
-                    .unwrap()
-                    .batch_root
+                root_of(signer, i).await
             })
         })
         .collect();
