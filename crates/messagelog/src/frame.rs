@@ -187,6 +187,7 @@ pub(crate) fn stream_segment_frame<'a, R: Read, F: FnMut(u64, &[u8])>(
             pulled: 0,
             chunk,
             served: 0,
+            failed: None,
         }),
         Header::EndOfFile => Streamed::EndOfFile,
         Header::EndOfFrames => Streamed::EndOfFrames,
@@ -195,11 +196,14 @@ pub(crate) fn stream_segment_frame<'a, R: Read, F: FnMut(u64, &[u8])>(
 
 /// Bytes a [`FramePayload`] pulls from the file at a time.
 const PAYLOAD_CHUNK: usize = 64 * 1024;
+/// The largest payload [`FramePayload::whole`] hands over in one slice.
+pub(crate) const WHOLE_LIMIT: usize = 1024 * 1024;
 
-/// The payload of one frame, read through a fixed buffer so that a large payload is never held
+/// The payload of one frame, read through a bounded buffer so that a large payload is never held
 /// whole. Every chunk is checksummed and handed to `observe`, with its offset in the payload, as it
 /// is pulled from the file, whether or not it is then read through [`Read`].
-/// [`FramePayload::finish`] reads what is left and checks the length and the checksum.
+/// [`FramePayload::finish`] reads what is left and checks the length and the checksum. A failed
+/// read of the file is never mistaken for damage: once one failed, `finish` reports it.
 pub(crate) struct FramePayload<'a, R, F> {
     reader: &'a mut R,
     observe: F,
@@ -211,38 +215,60 @@ pub(crate) struct FramePayload<'a, R, F> {
     chunk: &'a mut Vec<u8>,
     /// Bytes of `chunk` already read through [`Read`].
     served: usize,
+    /// The first read of the file that failed.
+    failed: Option<io::Error>,
 }
 
 impl<R: Read, F: FnMut(u64, &[u8])> FramePayload<'_, R, F> {
-    /// Pulls the next chunk, as full as the payload and the file allow; `false` once the
-    /// payload, or the file, has ended.
-    fn pull(&mut self) -> io::Result<bool> {
-        let wanted = (u64::from(self.length) - self.pulled).min(PAYLOAD_CHUNK as u64) as usize;
-        self.chunk.resize(wanted, 0);
-        let filled = read_up_to(self.reader, self.chunk)?;
-        self.chunk.truncate(filled);
+    /// Pulls the next chunk of at most `limit` bytes, as full as the payload and the file allow;
+    /// `false` once the payload, or the file, has ended. After a failed read nothing more is
+    /// pulled: the bytes it consumed are lost, so the rest could not be checked.
+    fn pull(&mut self, limit: usize) -> io::Result<bool> {
+        self.chunk.clear();
         self.served = 0;
+        if let Some(failed) = &self.failed {
+            return Err(io::Error::new(
+                failed.kind(),
+                "an earlier read of this frame failed",
+            ));
+        }
+        let wanted = (u64::from(self.length) - self.pulled).min(limit as u64) as usize;
+        self.chunk.resize(wanted, 0);
+        let filled = match read_up_to(self.reader, self.chunk) {
+            Ok(filled) => filled,
+            Err(error) => {
+                self.chunk.clear();
+                let returned = io::Error::new(error.kind(), error.to_string());
+                self.failed = Some(error);
+                return Err(returned);
+            }
+        };
+        self.chunk.truncate(filled);
         self.crc = crate::crc32c::crc32c_append(self.crc, self.chunk);
         (self.observe)(self.pulled, self.chunk);
         self.pulled += filled as u64;
         Ok(filled > 0)
     }
 
-    /// The whole payload in one slice, when it fits in one chunk and nothing was read yet; it then
-    /// counts as read. Parsing a slice is several times faster than parsing through [`Read`],
-    /// byte by byte.
+    /// The whole payload in one slice, when it is at most [`WHOLE_LIMIT`] bytes and nothing was
+    /// read yet; it then counts as read. Parsing a slice is several times faster than parsing
+    /// through [`Read`], byte by byte.
     pub(crate) fn whole(&mut self) -> io::Result<Option<&[u8]>> {
-        if self.pulled > 0 || self.length as usize > PAYLOAD_CHUNK {
+        if self.pulled > 0 || self.length as usize > WHOLE_LIMIT {
             return Ok(None);
         }
-        self.pull()?;
+        self.pull(WHOLE_LIMIT)?;
         self.served = self.chunk.len();
         Ok(Some(self.chunk))
     }
 
-    /// Reads the rest of the payload and checks it: the payload's length on success.
+    /// Reads the rest of the payload and checks it: the payload's length on success, and the
+    /// first failed read of the file, if one failed, before any verdict on the bytes.
     pub(crate) fn finish(mut self) -> Result<u32, FrameError> {
-        while self.pull().map_err(FrameError::Io)? {}
+        while let Ok(true) = self.pull(PAYLOAD_CHUNK) {}
+        if let Some(failed) = self.failed.take() {
+            return Err(FrameError::Io(failed));
+        }
         check_payload(self.length, self.pulled, self.checksum, self.crc)?;
         Ok(self.length)
     }
@@ -250,7 +276,7 @@ impl<R: Read, F: FnMut(u64, &[u8])> FramePayload<'_, R, F> {
 
 impl<R: Read, F: FnMut(u64, &[u8])> Read for FramePayload<'_, R, F> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        if self.served == self.chunk.len() && !self.pull()? {
+        if self.served == self.chunk.len() && !self.pull(PAYLOAD_CHUNK)? {
             return Ok(0);
         }
         let count = buffer.len().min(self.chunk.len() - self.served);
@@ -265,8 +291,8 @@ mod tests {
     use std::io::Read;
 
     use super::{
-        FrameError, PAYLOAD_CHUNK, Streamed, encode_frame_with, read_frame, stream_segment_frame,
-        write_frame,
+        FrameError, PAYLOAD_CHUNK, Streamed, WHOLE_LIMIT, encode_frame_with, read_frame,
+        stream_segment_frame, write_frame,
     };
 
     #[test]
@@ -311,6 +337,8 @@ mod tests {
             PAYLOAD_CHUNK,
             PAYLOAD_CHUNK + 1,
             3 * PAYLOAD_CHUNK + 7,
+            WHOLE_LIMIT,
+            WHOLE_LIMIT + 1,
         ] {
             let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             let mut frame = Vec::new();
@@ -339,7 +367,7 @@ mod tests {
                     0 => None,
                     _ => streamed.whole().unwrap().map(<[u8]>::to_vec),
                 };
-                assert_eq!(whole.is_some(), mode == 1 && size <= PAYLOAD_CHUNK);
+                assert_eq!(whole.is_some(), mode == 1 && size <= WHOLE_LIMIT);
                 streamed.read_to_end(&mut read).unwrap();
                 assert_eq!(streamed.finish().unwrap() as usize, size);
                 match whole {
@@ -367,6 +395,77 @@ mod tests {
             assert!(
                 matches!(damaged(&frame[..frame.len() - 1]), Err(FrameError::Damaged(reason)) if reason.contains("cut after")),
             );
+        }
+    }
+
+    /// A file whose read fails once at byte `at`, after giving every byte before it.
+    struct FailOnce<'a> {
+        bytes: &'a [u8],
+        at: usize,
+        position: usize,
+        failed: bool,
+    }
+
+    impl Read for FailOnce<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if !self.failed && self.position == self.at {
+                self.failed = true;
+                return Err(std::io::Error::other("transient read error"));
+            }
+            let end = if self.failed {
+                self.bytes.len()
+            } else {
+                self.at
+            };
+            let count = buffer.len().min(end - self.position).min(1000);
+            buffer[..count].copy_from_slice(&self.bytes[self.position..self.position + count]);
+            self.position += count;
+            Ok(count)
+        }
+    }
+
+    /// A read that fails while a payload is read, whether whole, through [`Read`] or by
+    /// `finish`, at a chunk's edge or inside one, is reported as a failed read: never as damage
+    /// (which would have the log cut there), even though the read goes on afterwards.
+    #[test]
+    fn a_failed_read_is_reported_as_such_and_never_as_damage() {
+        let cases = [
+            (1000, 8 + 500),
+            (200_000, 8 + PAYLOAD_CHUNK),
+            (200_000, 8 + 100_000),
+            (WHOLE_LIMIT + 5, 8 + PAYLOAD_CHUNK + 3),
+        ];
+        for (size, at) in cases {
+            let payload: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let mut frame = Vec::new();
+            write_frame(&mut frame, &payload).unwrap();
+            for mode in 0..3 {
+                let mut reader = FailOnce {
+                    bytes: &frame,
+                    at,
+                    position: 0,
+                    failed: false,
+                };
+                let mut chunk = Vec::new();
+                let Streamed::Frame(mut streamed) =
+                    stream_segment_frame(&mut reader, &mut chunk, |_, _| {}).unwrap()
+                else {
+                    panic!("a frame")
+                };
+                match mode {
+                    0 => {
+                        let _ = streamed.whole();
+                    }
+                    1 => {
+                        let _ = streamed.read_to_end(&mut Vec::new());
+                    }
+                    _ => {}
+                }
+                assert!(
+                    matches!(streamed.finish(), Err(FrameError::Io(_))),
+                    "size {size}, failing at {at}, mode {mode}"
+                );
+            }
         }
     }
 }

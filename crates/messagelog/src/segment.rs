@@ -332,8 +332,8 @@ pub(crate) struct SegmentReader {
 pub(crate) struct CheckedEntry<H = EntryHead> {
     /// The chain hash stored in front of the content.
     pub(crate) hash: Sha256Hash,
-    /// SHA-256 of the content.
-    pub(crate) content_digest: Sha256Hash,
+    /// SHA-256 of the content; `None` when it was not computed (a view for the index).
+    pub(crate) content_digest: Option<Sha256Hash>,
     /// The content's fields that `H` reads ([`EntryHead`] or [`EntryView`]), or why the content
     /// is not an entry.
     pub(crate) head: Result<H, String>,
@@ -342,9 +342,11 @@ pub(crate) struct CheckedEntry<H = EntryHead> {
 }
 
 impl<H> CheckedEntry<H> {
-    /// Whether the stored hash is the chain hash of the content after `previous`.
+    /// Whether the stored hash is the chain hash of the content after `previous` (never, when
+    /// the content's digest was not computed).
     pub(crate) fn hash_holds(&self, previous: &Sha256Hash) -> bool {
-        Sha256Hash::chain(previous, &self.content_digest) == self.hash
+        self.content_digest
+            .is_some_and(|digest| Sha256Hash::chain(previous, &digest) == self.hash)
     }
 }
 
@@ -420,18 +422,29 @@ impl SegmentReader {
         }
     }
 
-    /// The next entry, checked as it is read through a fixed buffer: the frame's length and
+    /// The next entry, checked as it is read through a bounded buffer: the frame's length and
     /// checksum, the digest of the content and the fields `H` reads from it (the whole content
-    /// must parse as an entry). An entry with large bodies is never held whole, unlike with
-    /// [`Self::next_item`].
+    /// must parse as an entry). An entry larger than
+    /// [`WHOLE_LIMIT`](crate::frame::WHOLE_LIMIT) is never held whole, unlike
+    /// with [`Self::next_item`]. A failed read is an error, never taken for damage.
     pub(crate) fn next_checked<H: DeserializeOwned>(
         &mut self,
     ) -> Result<SegmentItem<CheckedEntry<H>>, LogError> {
+        self.next_streamed(true)
+    }
+
+    /// [`Self::next_checked`], computing the content's digest only if `digest`.
+    fn next_streamed<H: DeserializeOwned>(
+        &mut self,
+        digest: bool,
+    ) -> Result<SegmentItem<CheckedEntry<H>>, LogError> {
         let offset = self.offset;
-        let mut content = passerelle_pki::digest::Sha256::new();
+        let mut content = digest.then(passerelle_pki::digest::Sha256::new);
         let digest_content = |at: u64, chunk: &[u8]| {
-            let skip = 32u64.saturating_sub(at).min(chunk.len() as u64) as usize;
-            content.update(&chunk[skip..]);
+            if let Some(content) = &mut content {
+                let skip = 32u64.saturating_sub(at).min(chunk.len() as u64) as usize;
+                content.update(&chunk[skip..]);
+            }
         };
         let mut payload =
             match stream_segment_frame(&mut self.reader, &mut self.payload, digest_content) {
@@ -476,7 +489,7 @@ impl SegmentReader {
             offset,
             entry: CheckedEntry {
                 hash: Sha256Hash(hash),
-                content_digest: Sha256Hash(content.finish()),
+                content_digest: content.map(|content| Sha256Hash(content.finish())),
                 head,
                 payload_length,
             },
@@ -572,10 +585,10 @@ impl SegmentReader {
         }
     }
 
-    /// The next entry's [`EntryView`], read through a fixed buffer ([`Self::next_checked`]); a
-    /// damaged frame or content is an error here.
+    /// The next entry's [`EntryView`], read through a bounded buffer ([`Self::next_checked`],
+    /// without the content's digest); a damaged frame or content is an error here.
     pub(crate) fn next_view(&mut self) -> Result<Option<(u64, EntryView)>, LogError> {
-        match self.next_checked::<EntryView>()? {
+        match self.next_streamed::<EntryView>(false)? {
             SegmentItem::Entry { offset, entry } => match entry.head {
                 Ok(view) => Ok(Some((offset, view))),
                 Err(reason) => Err(self.damaged(offset, reason)),

@@ -157,8 +157,8 @@ pub struct BatchSettings {
     /// Always wait this long for more inputs before signing (`window_ms`, default 0).
     pub window: Duration,
     /// While inputs arrive faster than one per this duration on average, let the other ready
-    /// tasks run before signing and take the inputs they queue; no clock wait
-    /// (`busy_window_ms`, default 1; 0 turns it off).
+    /// tasks run before signing, for at most this long, and take the inputs they queue; no
+    /// timer sleep (`busy_window_ms`, default 1; 0 turns it off).
     pub busy_window: Duration,
     pub max_size: usize,
 }

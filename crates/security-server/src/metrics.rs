@@ -171,7 +171,7 @@ pub fn render_sync_times(out: &mut String, times: &SyncTimes) {
     out.push_str("# TYPE passerelle_message_log_sync_seconds histogram\n");
     let histogram = Histogram {
         counts: times.at_most.to_vec(),
-        sum: Duration::from_micros(times.total_micros).as_secs_f64(),
+        sum: Duration::from_nanos(times.total_nanos).as_secs_f64(),
         total: times.count,
     };
     histogram.render(
@@ -234,7 +234,7 @@ mod tests {
         let times = SyncTimes {
             at_most: [0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3],
             count: 4,
-            total_micros: 1_500_400,
+            total_nanos: 1_500_400_000,
         };
         let mut text = String::new();
         render_sync_times(&mut text, &times);

@@ -10,10 +10,11 @@
 //! heavy load, and batches stayed at one leaf (one signature here and one verification at the peer
 //! per message). When inputs arrive faster than one per `busy_window` on average, the task first
 //! lets the runtime run every other task that is ready, and takes the inputs they queued; again
-//! while that brings more. It never waits on a clock: under load the tasks that run meanwhile
-//! are the exchanges on their way to a signature, and without load there are none, so nothing
-//! waits. (Waiting up to `busy_window` for batch-mates, as earlier versions did, added one to
-//! two milliseconds to each of the two signatures of an exchange at moderate load.)
+//! while that brings more, for at most `busy_window`. It never sleeps on a timer: under load the
+//! tasks that run meanwhile are the exchanges on their way to a signature, and without load there
+//! are none, so nothing waits. (Sleeping up to `busy_window` for batch-mates, as earlier versions
+//! did, added one to two milliseconds to each of the two signatures of an exchange at moderate
+//! load.)
 //!
 //! Verifying: a verified (root, signer certificate, configuration serial) is remembered, so the
 //! other messages of a batch only need their inclusion proof checked.
@@ -145,7 +146,8 @@ async fn run(
                 }
             }
         } else if !settings.busy_window.is_zero() && rate.faster_than(settings.busy_window) {
-            gather(&mut receiver, &mut batch, settings.max_size).await;
+            let until = Instant::now() + settings.busy_window;
+            gather(&mut receiver, &mut batch, settings.max_size, until).await;
         }
         for job in &batch[1..] {
             rate.note(job.at);
@@ -188,11 +190,17 @@ fn take_queued<T>(receiver: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usi
 }
 
 /// Lets every other ready task run, then takes the inputs they queued; again while that brought
-/// more, at most [`GATHER_ROUNDS`] times. No clock is involved: when nothing else is ready, the
-/// yield returns at once.
-async fn gather<T>(receiver: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) {
+/// more, at most [`GATHER_ROUNDS`] times and not past `until`. No timer is involved: when nothing
+/// else is ready, the yield returns at once. The clock is only read, to bound the rounds when
+/// the tasks that run meanwhile are slow (large bodies).
+async fn gather<T>(
+    receiver: &mut mpsc::Receiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    until: Instant,
+) {
     for _ in 0..GATHER_ROUNDS {
-        if batch.len() >= max {
+        if batch.len() >= max || Instant::now() >= until {
             return;
         }
         tokio::task::yield_now().await;
