@@ -358,6 +358,18 @@ fn demo_serves_calls_logs_them_verifiably_and_survives_a_restart() {
     );
     assert_eq!(metrics.status, 200);
     let first_id = make_calls(&manifest);
+    // Every security server logged its side of the calls durably, and timed the syncs.
+    for server in manifest["security_servers"].as_array().unwrap() {
+        let metrics = get(server["metrics_url"].as_str().unwrap(), &[]);
+        let text = String::from_utf8_lossy(&metrics.body);
+        let syncs: u64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("passerelle_message_log_sync_seconds_count "))
+            .unwrap_or_else(|| panic!("no sync histogram in\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(syncs > 0, "{text}");
+    }
     curl_allowed_call(&manifest);
     audit_export_and_verify(&manifest, workspace.path(), 1);
     demo.stop();
