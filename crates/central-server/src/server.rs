@@ -330,8 +330,23 @@ async fn regenerate(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {
-                if let Err(error) = app.publisher.publish(&app.registry, (app.clock)()) {
-                    tracing::error!(%error, "cannot regenerate the global configuration");
+                // Publishing flushes the registry to disk: off the async workers, which go on
+                // serving configuration downloads and the admin API meanwhile.
+                let publishing = Arc::clone(&app);
+                let published = tokio::task::spawn_blocking(move || {
+                    publishing
+                        .publisher
+                        .publish(&publishing.registry, (publishing.clock)())
+                })
+                .await;
+                match published {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "cannot regenerate the global configuration");
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the global configuration task failed");
+                    }
                 }
             }
             _ = stopped.changed() => break,
