@@ -96,7 +96,18 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(Role::DangerMemoryOnlyServer { ref config }) => {
             runtime.block_on(serve_memory_only(config))?;
         }
-        None => runtime.block_on(bench(&Plan::from_args(&args)))?,
+        None => {
+            // The central server and the trust services run in this process, on a runtime of
+            // their own: their periodic work (a new global configuration every minute, synced
+            // to disk) must not hold up the load generator's tasks and show up as latency.
+            let services = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("bench-services")
+                .enable_all()
+                .build()
+                .context("cannot start the services' async runtime")?;
+            runtime.block_on(bench(&Plan::from_args(&args), services.handle()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -246,9 +257,15 @@ struct ServerPair {
 }
 
 impl Rig {
-    async fn start(plan: &Plan) -> anyhow::Result<Self> {
+    /// Prepares the federation on `services`, the runtime its central server and trust services
+    /// keep running on.
+    async fn start(plan: &Plan, services: &tokio::runtime::Handle) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
-        let federation = Federation::prepare(&plan.dir).await?;
+        let dir = plan.dir.clone();
+        let federation = services
+            .spawn(async move { Federation::prepare(&dir).await })
+            .await
+            .context("the federation's set-up task failed")??;
         let logs = federation.dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let backend = spawn(
@@ -581,8 +598,8 @@ fn rotated(ways: &[Way], round: usize) -> Vec<Way> {
     order
 }
 
-async fn bench(plan: &Plan) -> anyhow::Result<()> {
-    let mut rig = Rig::start(plan).await?;
+async fn bench(plan: &Plan, services: &tokio::runtime::Handle) -> anyhow::Result<()> {
+    let mut rig = Rig::start(plan, services).await?;
     let outcome = run_all(&mut rig, plan).await;
     let nginx_memory = rig.nginx.as_ref().map(|chain| {
         chain
