@@ -78,6 +78,11 @@ impl Reply {
         .into_reply()
     }
 
+    /// A 500 answer, for a failure the caller can do nothing about.
+    pub(crate) fn internal(reason: &str) -> Self {
+        ApiError::new(500, format!("internal error: {reason}")).into_reply()
+    }
+
     fn bytes(content_type: &'static str, body: Vec<u8>) -> Self {
         Self {
             status: 200,

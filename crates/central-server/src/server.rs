@@ -276,7 +276,7 @@ where
 }
 
 async fn handle(
-    app: &App,
+    app: &Arc<App>,
     side: Side,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
@@ -292,18 +292,29 @@ async fn handle(
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let request = Request {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        bearer,
-        body: &body,
-    };
-    let reply = match side {
-        Side::Admin => app.admin(&request),
-        Side::Public => app.public(&request),
-    };
+        .map(|token| token.trim().to_owned());
+    // The handlers read and change the registry, which syncs to disk on every change: they run
+    // on the blocking pool, so that a slow sync does not stop an async worker that serves every
+    // other connection (configuration downloads included).
+    let app = Arc::clone(app);
+    let handled = tokio::task::spawn_blocking(move || {
+        let request = Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            bearer: bearer.as_deref(),
+            body: &body,
+        };
+        match side {
+            Side::Admin => app.admin(&request),
+            Side::Public => app.public(&request),
+        }
+    })
+    .await;
+    let reply = handled.unwrap_or_else(|error| {
+        tracing::error!(%error, "a request handler failed");
+        Reply::internal("the request handler failed")
+    });
     to_response(reply)
 }
 
