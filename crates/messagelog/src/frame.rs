@@ -2,6 +2,8 @@
 
 use std::io::{self, Read, Write};
 
+use passerelle_pki::io::read_full;
+
 use crate::crc32c::crc32c;
 
 /// Bytes of the frame header.
@@ -146,20 +148,6 @@ fn read_frame_until(
     Ok(Framed::Read)
 }
 
-/// Reads until `buffer` is full or the input ends; returns how many bytes were read.
-pub(crate) fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
 /// What [`stream_segment_frame`] found.
 pub(crate) enum Streamed<'a, R, F> {
     /// A frame whose payload is to be read through the [`FramePayload`].
@@ -234,7 +222,7 @@ impl<R: Read, F: FnMut(u64, &[u8])> FramePayload<'_, R, F> {
         }
         let wanted = (u64::from(self.length) - self.pulled).min(limit as u64) as usize;
         self.chunk.resize(wanted, 0);
-        let filled = match read_up_to(self.reader, self.chunk) {
+        let filled = match read_full(self.reader, self.chunk) {
             Ok(filled) => filled,
             Err(error) => {
                 self.chunk.clear();

@@ -873,28 +873,29 @@ impl Writer {
     /// Writes `buffer` and syncs it: how long the sync took (`None` when the durability does
     /// not sync).
     fn write_and_sync(&mut self, buffer: &[u8]) -> Result<Option<Duration>, LogError> {
-        let path = self.path();
-        let written = self
+        // The segment's path is only for messages: built when one is written, not per batch.
+        let result = self
             .file
             .write_all(buffer)
-            .map_err(|e| LogError::io("write", &path, e));
-        let result = written.and_then(|()| match self.durability {
-            Durability::Fsync => {
-                let started = Instant::now();
-                self.file
-                    .sync_data()
-                    .map_err(|e| LogError::io("sync", &path, e))?;
-                let took = started.elapsed();
-                if took >= SLOW_SYNC {
-                    tracing::warn!(
-                        seconds = took.as_secs_f64(), path = %path.display(), bytes = buffer.len(),
-                        "message-log sync was slow: the exchanges of the batch waited for the disk"
-                    );
+            .map_err(|e| LogError::io("write", self.path(), e))
+            .and_then(|()| match self.durability {
+                Durability::Fsync => {
+                    let started = Instant::now();
+                    self.file
+                        .sync_data()
+                        .map_err(|e| LogError::io("sync", self.path(), e))?;
+                    let took = started.elapsed();
+                    if took >= SLOW_SYNC {
+                        tracing::warn!(
+                            seconds = took.as_secs_f64(), path = %self.path().display(),
+                            bytes = buffer.len(),
+                            "message-log sync was slow: the exchanges of the batch waited for the disk"
+                        );
+                    }
+                    Ok(Some(took))
                 }
-                Ok(Some(took))
-            }
-            Durability::DangerMemoryOnly => Ok(None),
-        });
+                Durability::DangerMemoryOnly => Ok(None),
+            });
         if let Err(error) = &result {
             // Cut whatever part of the batch reached the file so the chain stays consistent. After
             // a failed sync the page cache cannot be trusted either: stop writing altogether.

@@ -27,11 +27,12 @@ use serde::de::DeserializeOwned;
 
 use crate::error::LogError;
 use crate::frame::{
-    END_OF_FRAMES, FRAME_HEADER, FrameError, Framed, Streamed, read_segment_frame, read_up_to,
+    END_OF_FRAMES, FRAME_HEADER, FrameError, Framed, Streamed, read_segment_frame,
     stream_segment_frame,
 };
 use crate::hash::Sha256Hash;
 use crate::record::Entry;
+use passerelle_pki::io::read_full;
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PSLMLOG\0";
@@ -468,7 +469,7 @@ impl SegmentReader {
                 (Ok(stored.len()), head)
             }
             Ok(None) => (
-                read_up_to(&mut payload, &mut hash),
+                read_full(&mut payload, &mut hash),
                 serde_json::from_reader::<_, H>(&mut payload).map_err(not_an_entry),
             ),
             Err(error) => (Err(error), Err(String::new())),
@@ -502,7 +503,7 @@ impl SegmentReader {
     pub(crate) fn skip_frame(&mut self) -> Result<Option<(u64, u32)>, LogError> {
         let offset = self.offset;
         let mut header = [0u8; FRAME_HEADER as usize];
-        let filled = read_up_to(&mut self.reader, &mut header)
+        let filled = read_full(&mut self.reader, &mut header)
             .map_err(|e| LogError::io("read", &self.path, e))?;
         if filled == 0 {
             return Ok(None);
@@ -553,7 +554,7 @@ impl SegmentReader {
     ) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         let offset = self.offset;
         let mut header = [0u8; FRAME_HEADER as usize];
-        let filled = read_up_to(&mut self.reader, &mut header)
+        let filled = read_full(&mut self.reader, &mut header)
             .map_err(|e| LogError::io("read", &self.path, e))?;
         if filled == 0 {
             return Ok(None);
@@ -564,7 +565,7 @@ impl SegmentReader {
         }
         let frame_length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let mut prefix = vec![0u8; length.min(frame_length as usize)];
-        let read = read_up_to(&mut self.reader, &mut prefix)
+        let read = read_full(&mut self.reader, &mut prefix)
             .map_err(|e| LogError::io("read", &self.path, e))?;
         if filled < header.len() || read < prefix.len() {
             return Err(self.damaged(offset, "the frame ends early".into()));

@@ -17,6 +17,7 @@
 
 pub mod aead;
 pub mod digest;
+pub mod io;
 pub mod merkle;
 pub mod ocsp;
 pub mod random;

@@ -36,6 +36,7 @@ use ring::rand::SystemRandom;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use crate::io::read_full;
 use crate::{Certificate, der, encoding};
 
 /// The first eight bytes of every sealed box.
@@ -571,20 +572,6 @@ fn tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         (length, rest)
     };
     rest.split_at_checked(length)
-}
-
-/// Reads until `buffer` is full or the input ends; returns how many bytes were read.
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
