@@ -1,14 +1,17 @@
 //! Audit archives: one self-contained file per export, read and written as a stream.
 //!
-//! Layout (version 2; version 1 is still read), integers little-endian unless said otherwise:
+//! Layout (version 3; versions 1 and 2 are still read), integers little-endian unless said
+//! otherwise:
 //! - header, 16 bytes: magic `PSLAUDIT`, `u32` version, `u32` zero;
 //! - frames `[u32 length][u32 CRC-32C][payload]`, the payload's first byte giving its kind:
 //!   1 manifest (JSON), 2 trust anchor (certificate DER), 3 span prefix (JSON), 4 entry (32-byte
 //!   hash then content bytes, exactly as in a segment), 5 redacted link (`u64` big-endian
 //!   sequence, previous hash, content digest, hash: 104 bytes), 6 span end (JSON), 7 trailer
 //!   (JSON); since version 2 also 8 TSA certificate (DER), 9 global configuration (its bytes as
-//!   served), 10 the global configuration's detached signature. The manifest comes first, the
-//!   trailer last; trust frames (2, 8, 9, 10) come before the entries; see `docs/audit.md`.
+//!   served), 10 the global configuration's detached signature; since version 3 also 11 evidence
+//!   (a certificate or OCSP response, DER, that entries name by its SHA-256; it comes before the
+//!   first entry that names it). The manifest comes first, the trailer last; trust frames
+//!   (2, 8, 9, 10) come before the entries; see `docs/audit.md`.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -28,8 +31,9 @@ use crate::segment::RawEntry;
 /// The first eight bytes of every archive.
 pub(crate) const ARCHIVE_MAGIC: [u8; 8] = *b"PSLAUDIT";
 /// The version written. Version 1 archives (no TSA certificates, no global configuration, no
-/// OCSP freshness) are read and verified as before.
-pub(crate) const ARCHIVE_VERSION: u32 = 2;
+/// OCSP freshness) and version 2 archives (no evidence frames: their entries carry
+/// certificates and statuses inline) are read and verified as before.
+pub(crate) const ARCHIVE_VERSION: u32 = 3;
 /// The oldest version read.
 const OLDEST_ARCHIVE_VERSION: u32 = 1;
 
@@ -155,6 +159,9 @@ pub enum ArchiveFrame {
     GlobalConfiguration(Vec<u8>),
     /// The detached signature over [`ArchiveFrame::GlobalConfiguration`]'s bytes.
     GlobalConfigurationSignature(Vec<u8>),
+    /// A certificate or OCSP response (DER) that the entries after it name by its SHA-256
+    /// ([`crate::Evidence`]).
+    Evidence(Vec<u8>),
     SpanPrefix(SpanPrefix),
     /// An entry in full: its hash and exact content bytes.
     Entry {
@@ -222,6 +229,7 @@ impl ArchiveFrame {
             ArchiveFrame::TsaAnchor(der) => Ok([&[8u8][..], der].concat()),
             ArchiveFrame::GlobalConfiguration(bytes) => Ok([&[9u8][..], bytes].concat()),
             ArchiveFrame::GlobalConfigurationSignature(bytes) => Ok([&[10u8][..], bytes].concat()),
+            ArchiveFrame::Evidence(der) => Ok([&[11u8][..], der].concat()),
         }
     }
 
@@ -276,6 +284,7 @@ impl ArchiveFrame {
             8 => ArchiveFrame::TsaAnchor(data.to_vec()),
             9 => ArchiveFrame::GlobalConfiguration(data.to_vec()),
             10 => ArchiveFrame::GlobalConfigurationSignature(data.to_vec()),
+            11 => ArchiveFrame::Evidence(data.to_vec()),
             other => return Err(format!("unknown frame kind {other}")),
         })
     }

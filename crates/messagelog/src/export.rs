@@ -12,6 +12,7 @@
 //! complete, checksummed frame that continues the chain, after syncing the segment so that
 //! nothing exported can be lost by a crash of the server.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -28,10 +29,11 @@ use crate::archive::{
 };
 use crate::checkpoint::unix_millis;
 use crate::error::LogError;
+use crate::evidence::{self, Evidence};
 use crate::frame::{FRAME_HEADER, MAX_FRAME};
 use crate::hash::Sha256Hash;
 use crate::log::MessageLog;
-use crate::record::EntryBody;
+use crate::record::{Entry, EntryBody};
 use crate::segment::{
     EntryView, LogCursor, RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, list_segments,
     segment_path, sync_dir,
@@ -543,8 +545,10 @@ impl Plan {
             !filter.selects_all_in_range() || filter.from_ms.is_some() || filter.to_ms.is_some();
         let (mut full, mut redacted) = (0u64, 0u64);
         let mut last_hash = self.start_previous_hash;
+        // Evidence already written into the archive.
+        let mut carried = HashSet::new();
         while let Some((sequence, raw)) = entries.next_entry()? {
-            let selected = if decode {
+            let entry = if decode || evidence::may_name_evidence(&raw.content) {
                 let entry = raw
                     .decode()
                     .map_err(|reason| LogError::Missing { sequence, reason })?;
@@ -554,12 +558,36 @@ impl Plan {
                         reason: format!("found entry {} in its place", entry.sequence),
                     });
                 }
-                matches!(entry.entry, EntryBody::Checkpoint(_)) || filter.selects(&entry)
+                Some(entry)
             } else {
-                true
+                None
+            };
+            let selected = match &entry {
+                Some(entry) if decode => {
+                    matches!(entry.entry, EntryBody::Checkpoint(_)) || filter.selects(entry)
+                }
+                _ => true,
             };
             last_hash = raw.hash;
             if selected {
+                // The evidence an entry names comes before it, once per archive.
+                let named = entry.as_ref().and_then(Entry::exchange).into_iter();
+                for hash in named.flat_map(|record| record.evidence().map(Evidence::sha256)) {
+                    if !carried.insert(hash) {
+                        continue;
+                    }
+                    let der = evidence::read_stored(dir, &hash)?.ok_or_else(|| {
+                        LogError::Missing {
+                            sequence,
+                            reason: format!(
+                                "it names evidence sha256:{hash} that is not in the log's evidence store"
+                            ),
+                        }
+                    })?;
+                    writer
+                        .write(&ArchiveFrame::Evidence(der))
+                        .map_err(io_error)?;
+                }
                 writer
                     .write(&ArchiveFrame::Entry {
                         hash: raw.hash,

@@ -89,78 +89,11 @@ pub(crate) mod base64_bytes {
         s.collect_str(&Base64Display::new(bytes, &STANDARD))
     }
 
-    /// A byte string that serializes as base64.
-    pub(crate) struct AsBase64<'a>(pub(crate) &'a [u8]);
-
-    impl serde::Serialize for AsBase64<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            serialize(self.0, s)
-        }
-    }
-
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(d)?;
         STANDARD
             .decode(text.as_bytes())
             .map_err(serde::de::Error::custom)
-    }
-
-    pub(crate) mod option {
-        use super::{AsBase64, STANDARD};
-        use base64::Engine as _;
-
-        pub(crate) fn serialize<S: serde::Serializer>(
-            bytes: &Option<Vec<u8>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match bytes {
-                Some(bytes) => s.serialize_some(&AsBase64(bytes)),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Vec<u8>>, D::Error> {
-            let text: Option<String> = serde::Deserialize::deserialize(d)?;
-            text.map(|text| {
-                STANDARD
-                    .decode(text.as_bytes())
-                    .map_err(serde::de::Error::custom)
-            })
-            .transpose()
-        }
-    }
-
-    pub(crate) mod list {
-        use super::{AsBase64, STANDARD};
-        use base64::Engine as _;
-        use serde::ser::SerializeSeq as _;
-
-        pub(crate) fn serialize<S: serde::Serializer>(
-            items: &[Vec<u8>],
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(items.len()))?;
-            for item in items {
-                seq.serialize_element(&AsBase64(item))?;
-            }
-            seq.end()
-        }
-
-        pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
-            d: D,
-        ) -> Result<Vec<Vec<u8>>, D::Error> {
-            let texts: Vec<String> = serde::Deserialize::deserialize(d)?;
-            texts
-                .iter()
-                .map(|text| {
-                    STANDARD
-                        .decode(text.as_bytes())
-                        .map_err(serde::de::Error::custom)
-                })
-                .collect()
-        }
     }
 }
 
@@ -170,16 +103,15 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
 
     use super::Sha256Hash;
+    use crate::evidence::Evidence;
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct Sample {
         hash: Sha256Hash,
         #[serde(with = "super::base64_bytes")]
         one: Vec<u8>,
-        #[serde(with = "super::base64_bytes::option")]
-        maybe: Option<Vec<u8>>,
-        #[serde(with = "super::base64_bytes::list")]
-        many: Vec<Vec<u8>>,
+        maybe: Option<Evidence>,
+        many: Vec<Evidence>,
     }
 
     #[test]
@@ -190,8 +122,8 @@ mod tests {
         let sample = Sample {
             hash,
             one: bytes.clone(),
-            maybe: Some(bytes[..4999].to_vec()),
-            many: vec![bytes[..4998].to_vec(), vec![]],
+            maybe: Some(bytes[..4999].to_vec().into()),
+            many: vec![bytes[..4998].to_vec().into(), Vec::new().into()],
         };
         let json = serde_json::to_string(&sample).unwrap();
         let expected = format!(

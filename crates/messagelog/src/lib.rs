@@ -26,6 +26,7 @@ mod archive;
 mod checkpoint;
 mod crc32c;
 mod error;
+mod evidence;
 mod export;
 mod frame;
 mod hash;
@@ -48,6 +49,7 @@ pub use archive::{
 pub use checkpoint::{CheckpointSummary, Timestamper, TokenVerifier};
 pub use crc32c::crc32c;
 pub use error::LogError;
+pub use evidence::Evidence;
 pub use export::{ExportOptions, ExportSummary, export_log};
 pub use hash::Sha256Hash;
 pub use keys::KeyRing;

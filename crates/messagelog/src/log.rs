@@ -27,6 +27,7 @@ use passerelle_pki::merkle::leaf_hash;
 use crate::accumulator::MerkleAccumulator;
 use crate::checkpoint::{CheckpointSummary, Timestamper, unix_millis};
 use crate::error::LogError;
+use crate::evidence::{EvidenceStore, read_stored};
 use crate::frame::{FRAME_HEADER, encode_frame_with};
 use crate::hash::Sha256Hash;
 use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer};
@@ -214,6 +215,8 @@ impl std::fmt::Debug for MessageLog {
 
 pub(crate) struct Pending {
     body_json: Vec<u8>,
+    /// The certificates and statuses the record names by reference, for the evidence store.
+    evidence: Vec<(Sha256Hash, Vec<u8>)>,
     keys: IndexKeys,
     ticket: Arc<TicketShared>,
 }
@@ -236,6 +239,7 @@ impl MessageLog {
         .map_err(|e| LogError::index(&index_path, e))?;
         let trees = Trees::open(&db, &index_path)?;
         let tail = repair_tail(dir)?;
+        let evidence = EvidenceStore::open(dir)?;
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
             db,
@@ -298,6 +302,7 @@ impl MessageLog {
             max_batch: options.max_batch_entries.max(1),
             broken: None,
             preparer,
+            evidence,
         };
         let indexer = {
             let inner = inner.clone();
@@ -444,13 +449,32 @@ impl MessageLog {
 
     /// Reads and decodes the entry with this sequence number. Any entry whose append has
     /// completed is found (the lookup waits for the index to catch up with it).
+    /// Certificates and statuses are resolved from the evidence store.
     pub fn entry(&self, sequence: u64) -> Result<Entry, LogError> {
         let raw = self
             .inner
             .indexed_below(sequence.saturating_add(1))?
             .read_raw(sequence)?;
-        raw.decode()
-            .map_err(|reason| LogError::Missing { sequence, reason })
+        let mut entry = raw
+            .decode()
+            .map_err(|reason| LogError::Missing { sequence, reason })?;
+        if let EntryBody::Exchange(record) = &mut entry.entry {
+            let mut failed = None;
+            record
+                .resolve_evidence(|hash| {
+                    read_stored(&self.inner.dir, hash)
+                        .map_err(|error| failed = Some(error))
+                        .ok()
+                        .flatten()
+                })
+                .map_err(|hash| {
+                    failed.unwrap_or_else(|| LogError::Missing {
+                        sequence,
+                        reason: format!("evidence sha256:{hash} is not in the evidence store"),
+                    })
+                })?;
+        }
+        Ok(entry)
     }
 
     /// Sequence numbers of the entries of one message (usually one per side that logged here),
@@ -498,7 +522,10 @@ impl MessageLog {
         ] {
             self.seal_part(&message_id, record.side, part_name, part)?;
         }
-        self.prepare_body(EntryBody::Exchange(Box::new(record)), &message_id)
+        let evidence = record.store_evidence();
+        let mut pending = self.prepare_body(EntryBody::Exchange(Box::new(record)), &message_id)?;
+        pending.evidence = evidence;
+        Ok(pending)
     }
 
     fn seal_part(
@@ -535,6 +562,7 @@ impl MessageLog {
         Ok(Pending {
             keys: IndexKeys::of(&body),
             body_json,
+            evidence: Vec::new(),
             ticket: TicketShared::new(),
         })
     }
@@ -739,6 +767,7 @@ struct Writer {
     broken: Option<String>,
     /// Prepares the next segment, when segments are preallocated.
     preparer: Option<Preparer>,
+    evidence: EvidenceStore,
 }
 
 impl Writer {
@@ -792,6 +821,13 @@ impl Writer {
             && let Err(error) = self.roll_over()
         {
             tracing::error!(%error, "cannot start a new message-log segment");
+            return self.fail(batch, &error);
+        }
+        // The evidence the records name is durable before them.
+        let sync = self.durability == Durability::Fsync;
+        let evidence = batch.iter().flat_map(|pending| &pending.evidence);
+        if let Err(error) = self.evidence.put_all(evidence, sync) {
+            tracing::error!(%error, "message-log evidence not stored; the batch is not written");
             return self.fail(batch, &error);
         }
         // Each frame is written in place: header, entry hash, content (no copies of the record).

@@ -9,6 +9,7 @@ use passerelle_pki::digest::Digested;
 use passerelle_pki::merkle::InclusionProof;
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::Evidence;
 use crate::hash::{Sha256Hash, base64_bytes};
 
 /// Which security server of the exchange wrote the record.
@@ -68,24 +69,76 @@ impl ExchangeRecord {
     /// About how many bytes its JSON takes (binary fields as base64, plus the rest), so that the
     /// encoder's buffer is allocated once rather than grown by doubling.
     pub(crate) fn json_size_hint(&self) -> usize {
-        let chain = |chain: &[Vec<u8>]| chain.iter().map(Vec::len).sum::<usize>();
         let part = |part: &MessagePart| {
             part.signing_input.len()
-                + part.certificate_status.as_ref().map_or(0, Vec::len)
-                + part.signature.as_ref().map_or(0, |signature| {
-                    signature.signature.len() + chain(&signature.certificate_chain)
-                })
+                + part
+                    .signature
+                    .as_ref()
+                    .map_or(0, |signature| signature.signature.len())
                 + match &part.body {
                     Body::Sealed { sealed, .. } => sealed.len(),
                     Body::Plain(plain) => plain.bytes().len(),
                     Body::Absent => 0,
                 }
         };
-        let peer = self.peer_authentication.as_ref().map_or(0, |peer| {
-            chain(&peer.certificate_chain) + peer.certificate_status.as_ref().map_or(0, Vec::len)
+        let binary = part(&self.request) + part(&self.response);
+        let evidence: usize = self.evidence().map(Evidence::json_len).sum();
+        binary / 3 * 4 + evidence + 2048
+    }
+
+    /// Every certificate and certificate status the record carries.
+    pub fn evidence(&self) -> impl Iterator<Item = &Evidence> {
+        fn of_part(part: &MessagePart) -> impl Iterator<Item = &Evidence> {
+            part.signature
+                .iter()
+                .flat_map(|signature| &signature.certificate_chain)
+                .chain(&part.certificate_status)
+        }
+        let peer = self.peer_authentication.iter().flat_map(|peer| {
+            peer.certificate_chain
+                .iter()
+                .chain(&peer.certificate_status)
         });
-        let binary = part(&self.request) + part(&self.response) + peer;
-        binary / 3 * 4 + 2048
+        of_part(&self.request)
+            .chain(of_part(&self.response))
+            .chain(peer)
+    }
+
+    fn evidence_mut(&mut self) -> impl Iterator<Item = &mut Evidence> {
+        fn of_part(part: &mut MessagePart) -> impl Iterator<Item = &mut Evidence> {
+            part.signature
+                .iter_mut()
+                .flat_map(|signature| &mut signature.certificate_chain)
+                .chain(&mut part.certificate_status)
+        }
+        let peer = self.peer_authentication.iter_mut().flat_map(|peer| {
+            peer.certificate_chain
+                .iter_mut()
+                .chain(&mut peer.certificate_status)
+        });
+        of_part(&mut self.request)
+            .chain(of_part(&mut self.response))
+            .chain(peer)
+    }
+
+    /// Replaces every certificate and status by its reference, returning the bytes (to be put
+    /// in the evidence store).
+    pub(crate) fn store_evidence(&mut self) -> Vec<(Sha256Hash, Vec<u8>)> {
+        let mut stored = Vec::new();
+        for evidence in self.evidence_mut() {
+            evidence.store(&mut stored);
+        }
+        stored
+    }
+
+    /// Replaces every reference by the bytes `lookup` finds for it (bytes it has checked against
+    /// the hash); fails with the first hash it finds none for.
+    pub fn resolve_evidence(
+        &mut self,
+        mut lookup: impl FnMut(&Sha256Hash) -> Option<Vec<u8>>,
+    ) -> Result<(), Sha256Hash> {
+        self.evidence_mut()
+            .try_for_each(|evidence| evidence.resolve(&mut lookup))
     }
 
     /// Milliseconds between receiving the request and sending the response.
@@ -105,8 +158,8 @@ pub struct MessagePart {
     /// The signature over the signing input (or over the batch root), when the part was signed.
     pub signature: Option<SignatureEvidence>,
     /// The stapled certificate-status response (OCSP response DER), when one was stapled.
-    #[serde(with = "base64_bytes::option", default)]
-    pub certificate_status: Option<Vec<u8>>,
+    #[serde(default)]
+    pub certificate_status: Option<Evidence>,
     /// SHA-256 of the plaintext body.
     pub body_digest: Sha256Hash,
     /// Size of the plaintext body in bytes.
@@ -120,11 +173,10 @@ pub struct MessagePart {
 #[serde(deny_unknown_fields)]
 pub struct PeerAuthentication {
     /// The peer's TLS certificate first, then any intermediates it presented, each DER.
-    #[serde(with = "base64_bytes::list")]
-    pub certificate_chain: Vec<Vec<u8>>,
+    pub certificate_chain: Vec<Evidence>,
     /// The stapled certificate-status response (OCSP response DER), when one was stapled.
-    #[serde(with = "base64_bytes::option", default)]
-    pub certificate_status: Option<Vec<u8>>,
+    #[serde(default)]
+    pub certificate_status: Option<Evidence>,
 }
 
 /// A signature and what is needed to check it offline.
@@ -136,10 +188,9 @@ pub struct SignatureEvidence {
     pub algorithm: String,
     #[serde(with = "base64_bytes")]
     pub signature: Vec<u8>,
-    /// The signer's certificate first, then any intermediates, each DER. Stored inline so that each
-    /// record is self-contained evidence (a few hundred bytes per record, traded for simplicity).
-    #[serde(with = "base64_bytes::list")]
-    pub certificate_chain: Vec<Vec<u8>>,
+    /// The signer's certificate first, then any intermediates, each DER (stored once, by
+    /// reference, since content format 2: see [`Evidence`]).
+    pub certificate_chain: Vec<Evidence>,
     /// Present when the signature covers a Merkle root of a batch of signing inputs.
     pub batch: Option<BatchEvidence>,
 }
@@ -197,7 +248,7 @@ pub enum EntryBody {
 
 /// One entry of the chain, as decoded from its content bytes.
 ///
-/// Content bytes are the JSON `{"format":1,"sequence":N,"previous_hash":"…","entry":{…}}`;
+/// Content bytes are the JSON `{"format":2,"sequence":N,"previous_hash":"…","entry":{…}}`;
 /// the entry's hash is `SHA-256(previous_hash ‖ SHA-256(content bytes))` over the bytes exactly as
 /// stored, so no re-serialization is ever needed to check it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,8 +260,11 @@ pub struct Entry {
     pub entry: EntryBody,
 }
 
-/// The version of the content JSON.
-pub(crate) const CONTENT_FORMAT: u32 = 1;
+/// The version of the content JSON written: 2 since certificates and statuses are stored by
+/// reference ([`Evidence`]). Format 1 (everything inline) is still read.
+pub(crate) const CONTENT_FORMAT: u32 = 2;
+/// The content formats read.
+pub(crate) const CONTENT_FORMATS: std::ops::RangeInclusive<u32> = 1..=CONTENT_FORMAT;
 
 impl Entry {
     /// Appends the content bytes of an entry, around its pre-serialized body (serialized outside

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::archive::{ArchiveFrame, ArchiveReader, Manifest, SignedConfiguration};
 use crate::error::LogError;
+use crate::evidence::EvidenceFrames;
+use crate::hash::Sha256Hash;
 use crate::keys::KeyRing;
 use crate::record::{Body, Entry, ExchangeRecord, MessagePart};
 use crate::segment::RawEntry;
@@ -73,10 +75,18 @@ fn each_entry(
         path: path.to_owned(),
         message,
     };
+    let mut evidence = EvidenceFrames::default();
     while let Some(frame) = reader.next_frame().map_err(archive_error)? {
-        if let ArchiveFrame::Entry { hash, content } = frame {
-            let entry = RawEntry { hash, content }.decode().map_err(archive_error)?;
-            visit(entry)?;
+        match frame {
+            ArchiveFrame::Evidence(der) => evidence.add(der),
+            ArchiveFrame::Entry { hash, content } => {
+                let mut entry = RawEntry { hash, content }.decode().map_err(archive_error)?;
+                evidence.resolve(&mut entry).map_err(|reason| {
+                    archive_error(format!("entry {}: {reason}", entry.sequence))
+                })?;
+                visit(entry)?;
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -191,6 +201,10 @@ pub fn extract_exchange(
             message: format!("message {message_id} is not shown in full in this archive"),
         });
     }
+    let missing = |hash: Sha256Hash| LogError::Archive {
+        path: archive.to_owned(),
+        message: format!("evidence sha256:{hash} is not in the archive"),
+    };
     let mut written = Vec::new();
     for entry in entries {
         let Some(record) = entry.exchange() else {
@@ -216,14 +230,15 @@ pub fn extract_exchange(
             put(part_dir.join("signing-input.bin"), &part.signing_input)?;
             if let Some(evidence) = &part.signature {
                 put(part_dir.join("signature.der"), &evidence.signature)?;
-                if let Some(signer) = evidence.certificate_chain.first() {
-                    put(part_dir.join("signer.pem"), to_pem(signer).as_bytes())?;
-                }
-                let chain: String = evidence
+                let chain = evidence
                     .certificate_chain
                     .iter()
-                    .map(|der| to_pem(der))
-                    .collect();
+                    .map(|der| der.der().map_err(missing))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if let Some(signer) = chain.first() {
+                    put(part_dir.join("signer.pem"), to_pem(signer).as_bytes())?;
+                }
+                let chain: String = chain.into_iter().map(to_pem).collect();
                 put(part_dir.join("chain.pem"), chain.as_bytes())?;
                 if let Some(batch) = &evidence.batch {
                     let json = serde_json::to_vec_pretty(batch).map_err(|e| LogError::Archive {
@@ -234,7 +249,10 @@ pub fn extract_exchange(
                 }
             }
             if let Some(status) = &part.certificate_status {
-                put(part_dir.join("certificate-status.der"), status)?;
+                put(
+                    part_dir.join("certificate-status.der"),
+                    status.der().map_err(missing)?,
+                )?;
             }
             if let (Some(keys), Body::Sealed { key_id, sealed }) = (keys, &part.body) {
                 let body = keys
@@ -373,7 +391,7 @@ fn describe_part(
             evidence
                 .certificate_chain
                 .first()
-                .map(|der| crate::hash::Sha256Hash::of(der).to_hex())
+                .map(|der| der.sha256().to_hex())
                 .unwrap_or_default(),
             if evidence.batch.is_some() {
                 " (batch)"

@@ -18,10 +18,12 @@ use crate::accumulator::MerkleAccumulator;
 use crate::archive::{ArchiveFrame, ArchiveReader, Manifest};
 use crate::checkpoint::TokenVerifier;
 use crate::error::LogError;
+use crate::evidence::{Evidence, EvidenceFrames};
 use crate::hash::Sha256Hash;
 use crate::keys::KeyRing;
 use crate::record::{
-    Body, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart, PeerAuthentication,
+    Body, CONTENT_FORMATS, CheckpointRecord, Entry, EntryBody, ExchangeRecord, MessagePart,
+    PeerAuthentication,
 };
 use crate::segment::RawEntry;
 
@@ -74,6 +76,9 @@ pub enum FailureKind {
     Sequence,
     /// An entry's content is not a valid record.
     Record,
+    /// An entry names a certificate or certificate status by its SHA-256 that the archive does
+    /// not carry (in an evidence frame before it).
+    Evidence,
     /// A signature does not verify with the signer's certificate.
     Signature,
     /// A batch signature's inclusion proof does not lead to the signed root.
@@ -302,6 +307,8 @@ struct Verifier<'a> {
     chain_only: bool,
     /// How the archive this one continues ends, when given.
     earlier: Option<EarlierEnd>,
+    /// The certificates and statuses the evidence frames so far carried.
+    evidence: EvidenceFrames,
 }
 
 impl<'a> Verifier<'a> {
@@ -322,6 +329,7 @@ impl<'a> Verifier<'a> {
             pending_spans: VecDeque::new(),
             chain_only: false,
             earlier: None,
+            evidence: EvidenceFrames::default(),
         }
     }
 
@@ -539,6 +547,7 @@ impl<'a> Verifier<'a> {
                         }
                     }
                 }
+                ArchiveFrame::Evidence(der) => self.evidence.add(der),
                 ArchiveFrame::Entry { hash, content } => {
                     if !seen_entry {
                         self.trust_frames_end(&manifest)?;
@@ -700,7 +709,7 @@ impl<'a> Verifier<'a> {
 
     fn entry(&mut self, raw: RawEntry) -> Result<(), Failure> {
         let expected = self.next_sequence;
-        let entry: Entry = match raw.decode() {
+        let mut entry: Entry = match raw.decode() {
             Ok(entry) => entry,
             Err(detail) => {
                 // Still say whether the hash holds: a damaged entry is most often an altered one.
@@ -731,6 +740,21 @@ impl<'a> Verifier<'a> {
                 FailureKind::Hash,
                 "its content does not match its hash (altered after logging)".into(),
             ));
+        }
+        if !CONTENT_FORMATS.contains(&entry.format) {
+            return Err(at(
+                FailureKind::Record,
+                format!(
+                    "content format {} is not one this verifier knows (up to {})",
+                    entry.format,
+                    CONTENT_FORMATS.end()
+                ),
+            ));
+        }
+        if !self.chain_only {
+            self.evidence
+                .resolve(&mut entry)
+                .map_err(|detail| at(FailureKind::Evidence, detail))?;
         }
         match &entry.entry {
             EntryBody::Exchange(_) if self.chain_only => {}
@@ -889,8 +913,8 @@ impl<'a> Verifier<'a> {
             self.report.peer_authentication_statuses_not_checked += 1;
             return Ok(());
         };
-        let parse = |der: &Vec<u8>| {
-            Certificate::from_der(der.clone()).map_err(|e| {
+        let parse = |der: &Evidence| {
+            Certificate::from_der(der.der().map_err(unresolved)?.to_vec()).map_err(|e| {
                 (
                     FailureKind::CertificateStatusInvalid,
                     format!("peer certificate does not parse: {e}"),
@@ -907,6 +931,7 @@ impl<'a> Verifier<'a> {
             .map(parse)
             .collect::<Result<Vec<_>, _>>()?;
         let received_at = UNIX_EPOCH + Duration::from_millis(record.request_received_at_ms);
+        let response = response.der().map_err(unresolved)?;
         self.certificate_status(response, &leaf, &intermediates, received_at)?;
         self.report.peer_authentication_statuses_verified += 1;
         Ok(())
@@ -928,7 +953,8 @@ impl<'a> Verifier<'a> {
                 .certificate_chain
                 .split_first()
                 .ok_or((FailureKind::Certificate, "no signer certificate".to_owned()))?;
-            let signer = Certificate::from_der(signer_der.clone()).map_err(|e| {
+            let signer_der = signer_der.der().map_err(unresolved)?;
+            let signer = Certificate::from_der(signer_der.to_vec()).map_err(|e| {
                 (
                     FailureKind::Certificate,
                     format!("signer certificate does not parse: {e}"),
@@ -961,14 +987,15 @@ impl<'a> Verifier<'a> {
             }
             let intermediates = intermediates_der
                 .iter()
-                .map(|der| Certificate::from_der(der.clone()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    (
-                        FailureKind::Certificate,
-                        format!("intermediate certificate does not parse: {e}"),
-                    )
-                })?;
+                .map(|der| {
+                    Certificate::from_der(der.der().map_err(unresolved)?.to_vec()).map_err(|e| {
+                        (
+                            FailureKind::Certificate,
+                            format!("intermediate certificate does not parse: {e}"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let signed_at = UNIX_EPOCH + Duration::from_millis(signed_at_ms);
             validate_chain(
                 &signer,
@@ -991,6 +1018,7 @@ impl<'a> Verifier<'a> {
             match &part.certificate_status {
                 Some(response) => {
                     self.report.certificate_status_responses += 1;
+                    let response = response.der().map_err(unresolved)?;
                     self.certificate_status(response, &signer, &intermediates, signed_at)?;
                     self.report.certificate_statuses_verified += 1;
                 }
@@ -1061,6 +1089,14 @@ impl Verifier<'_> {
             )),
         ))
     }
+}
+
+/// The failure of evidence that was not resolved (the archive does not carry it).
+fn unresolved(hash: Sha256Hash) -> (FailureKind, String) {
+    (
+        FailureKind::Evidence,
+        format!("evidence sha256:{hash} is not in the archive"),
+    )
 }
 
 /// The failure kind of each way a stapled response can fail (exhaustive on purpose: a new

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    BatchEvidence, Body, ExchangeRecord, MessagePart, PeerAuthentication, Sha256Hash, Side,
-    SignatureEvidence,
+    BatchEvidence, Body, Evidence, ExchangeRecord, MessagePart, PeerAuthentication, Sha256Hash,
+    Side, SignatureEvidence,
 };
 use passerelle_pki::digest::Digested;
 use passerelle_protocol::envelope::SignatureEnvelope;
@@ -98,13 +98,19 @@ impl SignedPart<'_> {
             signature: Some(SignatureEvidence {
                 algorithm: self.envelope.algorithm.as_str().to_owned(),
                 signature: self.envelope.signature.clone(),
-                certificate_chain: self.envelope.signer_chain.clone(),
+                certificate_chain: self
+                    .envelope
+                    .signer_chain
+                    .iter()
+                    .cloned()
+                    .map(Evidence::Der)
+                    .collect(),
                 batch: Some(BatchEvidence {
                     root: Sha256Hash(self.envelope.batch_root),
                     proof: self.envelope.proof.clone(),
                 }),
             }),
-            certificate_status: self.certificate_status,
+            certificate_status: self.certificate_status.map(Evidence::Der),
             body_digest: Sha256Hash(*self.body.sha256()),
             body_size: u64::try_from(self.body.bytes().len()).unwrap_or(u64::MAX),
             body: if self.keep_body {
@@ -151,8 +157,8 @@ pub(crate) fn record(
         request: request.into_part(),
         response: response.into_part(),
         peer_authentication: Some(PeerAuthentication {
-            certificate_chain: vec![peer_certificate.to_vec()],
-            certificate_status: peer_auth_status,
+            certificate_chain: vec![Evidence::Der(peer_certificate.to_vec())],
+            certificate_status: peer_auth_status.map(Evidence::Der),
         }),
     }
 }

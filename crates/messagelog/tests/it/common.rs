@@ -7,14 +7,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_ids::{MemberId, ServiceId, SubsystemId};
 use passerelle_messagelog::{
-    Body, Durability, ExchangeRecord, ExportFilter, KeyRing, LogOptions, MessageLog, MessagePart,
-    Sha256Hash, Side, SignatureEvidence, Timestamper, TokenVerifier, VerifyOptions, VerifyReport,
-    verify_archive,
+    Body, Durability, Evidence, ExchangeRecord, ExportFilter, KeyRing, LogOptions, MessageLog,
+    MessagePart, Sha256Hash, Side, SignatureEvidence, Timestamper, TokenVerifier, VerifyOptions,
+    VerifyReport, verify_archive,
 };
 use passerelle_pki::SigningKey;
 use passerelle_pki::aead::BodyKey;
 use passerelle_pki::devca::{DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity};
 use passerelle_pki::digest::Digested;
+
+/// A certificate chain as a record holds it.
+pub(crate) fn evidence(chain: &[Vec<u8>]) -> Vec<Evidence> {
+    chain.iter().cloned().map(Evidence::Der).collect()
+}
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -89,7 +94,7 @@ fn part(
     let signature = signer.map(|signer| SignatureEvidence {
         algorithm: "ecdsa-p256-sha256".into(),
         signature: signer.key.sign(&signing_input).unwrap(),
-        certificate_chain: signer.chain.clone(),
+        certificate_chain: evidence(&signer.chain),
         batch: None,
     });
     MessagePart {

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_messagelog::{
-    ArchiveFrame, ExchangeRecord, ExportOptions, FailureKind, PeerAuthentication,
-    SignedConfiguration, Timestamper, VerifyOptions, VerifyReport, archive_trust, crc32c,
-    export_log, verify_archive,
+    ArchiveFrame, Evidence, ExchangeRecord, ExportOptions, FailureKind, PeerAuthentication,
+    Sha256Hash, SignedConfiguration, Timestamper, VerifyOptions, VerifyReport, archive_trust,
+    crc32c, export_log, verify_archive,
 };
 use passerelle_pki::devca::{
     self, Credential, DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity,
@@ -17,7 +17,7 @@ use passerelle_pki::devca::{
 use passerelle_pki::revocation::{RevocationIndex, RevocationReason};
 use passerelle_pki::{Certificate, ocsp, tsp};
 
-use crate::common::{Signer, open, record, signer};
+use crate::common::{Signer, evidence, open, record, signer};
 
 /// The freshness recorded in the archives of these tests.
 const FRESHNESS_SECS: u64 = 600;
@@ -122,19 +122,22 @@ fn build(signer: &Signer, build: Build<'_>) -> (tempfile::TempDir, PathBuf) {
     let exchange = |index: u64| -> ExchangeRecord {
         let mut exchange = record(index, Some(signer), true);
         let good = good_status(signer, SystemTime::now());
-        exchange.request.certificate_status = (index != 2).then(|| good.clone());
+        exchange.request.certificate_status = (index != 2).then(|| good.clone().into());
         exchange.response.certificate_status = match (index, &build.status_of_entry_3) {
-            (3, Some(status)) => Some(status.clone()),
-            _ => Some(good),
+            (3, Some(status)) => Some(status.clone().into()),
+            _ => Some(good.into()),
         };
         exchange.peer_authentication = build.peer_status.as_ref().map(|(every, of_3)| {
             PeerAuthentication {
                 // The signer's certificate stands in for the peer's TLS certificate.
-                certificate_chain: signer.chain.clone(),
-                certificate_status: Some(match (index, of_3) {
-                    (3, Some(status)) => status.clone(),
-                    _ => every.clone(),
-                }),
+                certificate_chain: evidence(&signer.chain),
+                certificate_status: Some(
+                    match (index, of_3) {
+                        (3, Some(status)) => status.clone(),
+                        _ => every.clone(),
+                    }
+                    .into(),
+                ),
             }
         });
         exchange
@@ -200,7 +203,7 @@ fn an_archive_with_its_tsa_certificates_verifies_tokens_and_statuses_with_no_ext
     assert_eq!(report.certificate_statuses_not_checked, 1);
     assert_eq!(report.ocsp_freshness_secs, FRESHNESS_SECS);
     assert!(report.global_configuration);
-    assert_eq!(report.manifest.unwrap().version, 2);
+    assert_eq!(report.manifest.unwrap().version, 3);
 }
 
 #[test]
@@ -386,8 +389,8 @@ fn a_status_is_judged_at_the_time_its_signature_was_logged_not_now() {
         .as_millis() as u64;
     exchange.response_sent_at_ms = exchange.request_received_at_ms + 7;
     let fresh_then = good_status(&signer, thirty_minutes_ago - Duration::from_secs(60));
-    exchange.request.certificate_status = Some(fresh_then.clone());
-    exchange.response.certificate_status = Some(fresh_then);
+    exchange.request.certificate_status = Some(fresh_then.clone().into());
+    exchange.response.certificate_status = Some(fresh_then.into());
     log.append(exchange).wait().unwrap();
     let archive = dir.path().join("archive.pla");
     let options = ExportOptions {
@@ -580,4 +583,100 @@ fn the_peers_stapled_authentication_status_is_verified_and_a_revoked_one_fails_n
         "{failure}"
     );
     assert_eq!(report.peer_authentication_statuses_verified, 3);
+}
+
+/// The frames of an archive, rewritten into `name` after `change`.
+fn rewritten(
+    dir: &Path,
+    archive: &Path,
+    name: &str,
+    mut change: impl FnMut(ArchiveFrame) -> Option<ArchiveFrame>,
+) -> PathBuf {
+    let mut reader = passerelle_messagelog::ArchiveReader::open(archive, None).unwrap();
+    let path = dir.join(name);
+    let mut writer =
+        passerelle_messagelog::ArchiveWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        if let Some(frame) = change(frame) {
+            writer.write(&frame).unwrap();
+        }
+    }
+    path
+}
+
+#[test]
+fn certificates_and_statuses_are_stored_once_and_travel_in_evidence_frames() {
+    use base64::Engine as _;
+    let signer = signer();
+    let (dir, archive) = build(&signer, honest(&signer));
+    let log_dir = dir.path().join("log");
+
+    // The segments name the signer's certificate; its bytes are in the evidence store only.
+    let certificate = base64::engine::general_purpose::STANDARD.encode(&signer.chain[0]);
+    let mut segments = Vec::new();
+    for file in std::fs::read_dir(log_dir.join("segments")).unwrap() {
+        segments.extend(std::fs::read(file.unwrap().path()).unwrap());
+    }
+    let contains = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    };
+    assert!(!contains(&segments, certificate.as_bytes()));
+    let named = Sha256Hash::of(&signer.chain[0]);
+    assert!(contains(
+        &segments,
+        format!("\"sha256:{named}\"").as_bytes()
+    ));
+    let stored = std::fs::read(log_dir.join("evidence").join(named.to_hex())).unwrap();
+    assert_eq!(stored, signer.chain[0]);
+
+    // The archive carries each piece once, before the first entry that names it, and the log
+    // hands records back with the bytes in place.
+    let log = open(&log_dir, None);
+    let entry = log.entry(0).unwrap();
+    let record = entry.exchange().unwrap();
+    let chain = &record.request.signature.as_ref().unwrap().certificate_chain;
+    assert_eq!(chain[0], Evidence::Der(signer.chain[0].clone()));
+    let mut reader = passerelle_messagelog::ArchiveReader::open(&archive, None).unwrap();
+    let (mut carried, mut seen_before_entries) = (Vec::new(), false);
+    while let Some(frame) = reader.next_frame().unwrap() {
+        match frame {
+            ArchiveFrame::Evidence(der) => carried.push(Sha256Hash::of(&der)),
+            ArchiveFrame::Entry { .. } if carried.is_empty() => seen_before_entries = true,
+            _ => {}
+        }
+    }
+    assert!(!seen_before_entries, "an entry came before its evidence");
+    let mut distinct = carried.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), carried.len(), "evidence carried twice");
+    assert!(carried.contains(&named));
+    let report = verify(&archive, &VerifyOptions::default());
+    assert_eq!(report.failure, None);
+    assert_eq!(report.certificate_statuses_verified, 9);
+}
+
+#[test]
+fn evidence_missing_from_an_archive_or_altered_fails_verification() {
+    let signer = signer();
+    let (dir, archive) = build(&signer, honest(&signer));
+    let dropped = rewritten(dir.path(), &archive, "dropped.pla", |frame| {
+        (!matches!(frame, ArchiveFrame::Evidence(_))).then_some(frame)
+    });
+    let altered = rewritten(dir.path(), &archive, "altered.pla", |frame| match frame {
+        ArchiveFrame::Evidence(mut der) => {
+            let last = der.len() - 1;
+            der[last] ^= 1;
+            Some(ArchiveFrame::Evidence(der))
+        }
+        other => Some(other),
+    });
+    for path in [dropped, altered] {
+        let failure = verify(&path, &VerifyOptions::default()).failure.unwrap();
+        assert_eq!(failure.kind, FailureKind::Evidence, "{failure}");
+        assert_eq!(failure.sequence, Some(0), "{failure}");
+        assert!(failure.detail.contains("sha256:"), "{failure}");
+    }
 }

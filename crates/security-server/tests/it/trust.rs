@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use passerelle_globalconf::{ApprovedTsa, GlobalConf};
-use passerelle_messagelog::{Durability, LogOptions, MessageLog};
+use passerelle_messagelog::{Durability, Evidence, LogOptions, MessageLog};
 use passerelle_pki::devca::{DevCa, ExistingCa, Validity, files};
 use passerelle_pki::revocation::{RevocationIndex, RevocationReason};
 use passerelle_pki::{Certificate, ocsp, tsp};
@@ -148,7 +148,7 @@ async fn stapled_statuses_travel_both_ways_are_checked_and_logged() {
         let record = log.records().pop().unwrap();
         for part in [&record.request, &record.response] {
             let der = part.certificate_status.as_ref().expect("status logged");
-            assert!(der.len() > 100);
+            assert!(der.der().unwrap().len() > 100);
         }
     }
     // Each side keeps the other server's TLS certificate and the status it stapled for it.
@@ -161,10 +161,13 @@ async fn stapled_statuses_travel_both_ways_are_checked_and_logged() {
         let peer = record
             .peer_authentication
             .expect("peer authentication logged");
-        assert_eq!(peer.certificate_chain, [peer_auth.chain[0].der().to_vec()]);
+        assert_eq!(
+            peer.certificate_chain,
+            [Evidence::Der(peer_auth.chain[0].der().to_vec())]
+        );
         let status = peer.certificate_status.expect("peer auth status logged");
         ocsp::verify(
-            &status,
+            status.der().unwrap(),
             &peer_auth.chain[0],
             issuer,
             SystemTime::now(),

@@ -1,0 +1,306 @@
+//! Certificates and OCSP responses in records, stored once and referred to by their SHA-256.
+//!
+//! Every exchange record carries the same few certificates and stapled statuses: the signers'
+//! chains, their OCSP responses, the peer's TLS certificate and its status. Inline, they were
+//! more than half of a record's bytes, serialised, hashed, written and synced again for every
+//! exchange. Since content format 2 a record names each one as `"sha256:<hex>"`, and the bytes
+//! are kept once in the log's evidence store (`evidence/<hex>`, beside `segments/`), made
+//! durable before the first record that names them. An archive carries the ones its records
+//! name, in evidence frames (see `docs/audit.md`).
+//!
+//! A reference is bound by the chain like any other field of the record, and the bytes are
+//! checked against it wherever they are read, so the store itself needs no protection of its
+//! own: altered or missing bytes make the records that name them fail to verify, as altered
+//! segments would.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::error::LogError;
+use crate::hash::Sha256Hash;
+use crate::record::{Entry, EntryBody};
+use crate::segment::sync_dir;
+
+/// The prefix of a reference in a record's JSON. `:` is not a base64 character, so a reference
+/// can never be mistaken for inline bytes.
+const REFERENCE_PREFIX: &str = "sha256:";
+
+/// The directory of the evidence store, beside `segments/`.
+const EVIDENCE_DIR: &str = "evidence";
+
+/// The largest piece of evidence the store reads back (a certificate or an OCSP response is a few
+/// KiB; this only bounds what a damaged store can make a reader allocate).
+const MAX_EVIDENCE: u64 = 1024 * 1024;
+
+/// A certificate or an OCSP response (DER) in a record: the bytes themselves, or, as read from a
+/// log written since content format 2, a reference to them in the evidence store or the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    Der(Vec<u8>),
+    /// Not resolved yet: what was stored is only the SHA-256 of the bytes.
+    Stored(Sha256Hash),
+}
+
+impl Evidence {
+    /// The bytes, or the hash of the bytes when the reference has not been resolved (the
+    /// evidence is missing from the archive or the store).
+    pub fn der(&self) -> Result<&[u8], Sha256Hash> {
+        match self {
+            Evidence::Der(der) => Ok(der),
+            Evidence::Stored(hash) => Err(*hash),
+        }
+    }
+
+    /// The SHA-256 of the bytes.
+    pub fn sha256(&self) -> Sha256Hash {
+        match self {
+            Evidence::Der(der) => Sha256Hash::of(der),
+            Evidence::Stored(hash) => *hash,
+        }
+    }
+
+    /// Replaces the bytes by their reference, handing the bytes to `store`.
+    pub(crate) fn store(&mut self, store: &mut Vec<(Sha256Hash, Vec<u8>)>) {
+        if let Evidence::Der(der) = self {
+            let hash = Sha256Hash::of(der);
+            store.push((hash, std::mem::take(der)));
+            *self = Evidence::Stored(hash);
+        }
+    }
+
+    /// Replaces a reference by the bytes `lookup` finds for it; fails with the hash when it finds
+    /// none. `lookup` must only return bytes whose SHA-256 is the hash.
+    pub(crate) fn resolve(
+        &mut self,
+        lookup: &mut impl FnMut(&Sha256Hash) -> Option<Vec<u8>>,
+    ) -> Result<(), Sha256Hash> {
+        if let Evidence::Stored(hash) = self {
+            *self = Evidence::Der(lookup(hash).ok_or(*hash)?);
+        }
+        Ok(())
+    }
+
+    /// How many bytes its JSON takes at most.
+    pub(crate) fn json_len(&self) -> usize {
+        match self {
+            Evidence::Der(der) => der.len().div_ceil(3) * 4 + 2,
+            Evidence::Stored(_) => REFERENCE_PREFIX.len() + 64 + 2,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Evidence {
+    fn from(der: Vec<u8>) -> Self {
+        Evidence::Der(der)
+    }
+}
+
+impl serde::Serialize for Evidence {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Evidence::Der(der) => crate::hash::base64_bytes::serialize(der, serializer),
+            Evidence::Stored(hash) => {
+                serializer.collect_str(&format_args!("{REFERENCE_PREFIX}{hash}"))
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Evidence {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
+        match text.strip_prefix(REFERENCE_PREFIX) {
+            Some(hex) => Sha256Hash::from_hex(hex)
+                .map(Evidence::Stored)
+                .ok_or_else(|| {
+                    serde::de::Error::custom("an evidence reference needs 64 hexadecimal digits")
+                }),
+            None => STANDARD
+                .decode(text.as_bytes())
+                .map(Evidence::Der)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Whether an entry's content may name evidence by reference (never false when it does: a
+/// reference is a JSON string, which starts with its quote).
+pub(crate) fn may_name_evidence(content: &[u8]) -> bool {
+    let needle = b"\"sha256:";
+    content.windows(needle.len()).any(|window| window == needle)
+}
+
+/// The evidence frames of an archive read so far, by the SHA-256 of their bytes.
+#[derive(Default)]
+pub(crate) struct EvidenceFrames {
+    by_hash: HashMap<Sha256Hash, Vec<u8>>,
+}
+
+impl EvidenceFrames {
+    pub(crate) fn add(&mut self, der: Vec<u8>) {
+        self.by_hash.insert(Sha256Hash::of(&der), der);
+    }
+
+    /// Puts the bytes in place of each reference of an exchange entry; fails on the first
+    /// reference to evidence no earlier frame carried.
+    pub(crate) fn resolve(&self, entry: &mut Entry) -> Result<(), String> {
+        if let EntryBody::Exchange(record) = &mut entry.entry {
+            record
+                .resolve_evidence(|hash| self.by_hash.get(hash).cloned())
+                .map_err(|hash| {
+                    format!("it names evidence sha256:{hash} that the archive does not carry")
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The log's evidence store: one file per distinct piece of evidence, named by its SHA-256.
+pub(crate) struct EvidenceStore {
+    dir: PathBuf,
+    /// What is known to be in the store (durably, when the log syncs).
+    known: HashSet<Sha256Hash>,
+}
+
+impl EvidenceStore {
+    /// Opens (and creates) the store of the log in `log_dir`, learning what it holds. Leftovers of
+    /// a write interrupted by a crash are removed: they were never named by a durable record.
+    pub(crate) fn open(log_dir: &Path) -> Result<Self, LogError> {
+        let dir = log_dir.join(EVIDENCE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::io("create", &dir, e))?;
+        let mut known = HashSet::new();
+        let listing = std::fs::read_dir(&dir).map_err(|e| LogError::io("list", &dir, e))?;
+        for item in listing {
+            let item = item.map_err(|e| LogError::io("list", &dir, e))?;
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            match Sha256Hash::from_hex(&name) {
+                Some(hash) => {
+                    known.insert(hash);
+                }
+                None if name.ends_with(".tmp") => {
+                    let path = item.path();
+                    std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+                }
+                None => {}
+            }
+        }
+        Ok(EvidenceStore { dir, known })
+    }
+
+    /// Makes every piece of `evidence` not yet in the store durable (when `sync`): each file
+    /// written and synced under a temporary name, renamed, and the directory synced once. Called
+    /// before the records that name them are written, so that no durable record names evidence
+    /// a crash could lose.
+    pub(crate) fn put_all<'a>(
+        &mut self,
+        evidence: impl IntoIterator<Item = &'a (Sha256Hash, Vec<u8>)>,
+        sync: bool,
+    ) -> Result<(), LogError> {
+        let mut added = false;
+        for (hash, der) in evidence {
+            if self.known.contains(hash) {
+                continue;
+            }
+            let path = self.dir.join(hash.to_hex());
+            let temporary = self.dir.join(format!("{hash}.tmp"));
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&temporary)
+                .map_err(|e| LogError::io("create", &temporary, e))?;
+            file.write_all(der)
+                .map_err(|e| LogError::io("write", &temporary, e))?;
+            if sync {
+                file.sync_data()
+                    .map_err(|e| LogError::io("sync", &temporary, e))?;
+            }
+            std::fs::rename(&temporary, &path).map_err(|e| LogError::io("rename", &path, e))?;
+            self.known.insert(*hash);
+            added = true;
+        }
+        if added && sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a piece of evidence of the log in `log_dir`, checked against its hash: `None` when the
+/// store does not hold it, an error when the bytes it holds are not the ones named.
+pub(crate) fn read_stored(log_dir: &Path, hash: &Sha256Hash) -> Result<Option<Vec<u8>>, LogError> {
+    let path = log_dir.join(EVIDENCE_DIR).join(hash.to_hex());
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(LogError::io("open", &path, error)),
+    };
+    let mut der = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_EVIDENCE + 1), &mut der)
+        .map_err(|e| LogError::io("read", &path, e))?;
+    if der.len() as u64 > MAX_EVIDENCE || Sha256Hash::of(&der) != *hash {
+        return Err(LogError::io(
+            "read",
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the stored evidence is not the bytes its name is the SHA-256 of",
+            ),
+        ));
+    }
+    Ok(Some(der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Evidence, EvidenceStore, read_stored};
+    use crate::hash::Sha256Hash;
+
+    #[test]
+    fn a_reference_round_trips_and_bytes_stay_base64() {
+        let hash = Sha256Hash::of(b"certificate");
+        let json = serde_json::to_string(&Evidence::Stored(hash)).unwrap_or_default();
+        assert_eq!(json, format!("\"sha256:{hash}\""));
+        let back: Evidence = serde_json::from_str(&json).unwrap_or(Evidence::Der(Vec::new()));
+        assert_eq!(back, Evidence::Stored(hash));
+        let inline = serde_json::to_string(&Evidence::Der(b"abc".to_vec())).unwrap_or_default();
+        assert_eq!(inline, "\"YWJj\"");
+        assert!(serde_json::from_str::<Evidence>("\"sha256:00\"").is_err());
+    }
+
+    #[test]
+    fn stored_evidence_is_read_back_checked_against_its_name() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store = EvidenceStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mut evidence = Evidence::Der(b"an OCSP response".to_vec());
+        let mut blobs = Vec::new();
+        evidence.store(&mut blobs);
+        let hash = Sha256Hash::of(b"an OCSP response");
+        assert_eq!(evidence, Evidence::Stored(hash));
+        store
+            .put_all(&blobs, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let read = read_stored(dir.path(), &hash).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.as_deref(), Some(&b"an OCSP response"[..]));
+        let missing = Sha256Hash::of(b"something else");
+        assert!(matches!(read_stored(dir.path(), &missing), Ok(None)));
+
+        // Bytes under the wrong name are refused, not returned.
+        let path = dir.path().join("evidence").join(hash.to_hex());
+        std::fs::write(&path, b"altered").unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_stored(dir.path(), &hash).is_err());
+
+        // A store opened again knows what it holds and drops interrupted writes.
+        std::fs::write(dir.path().join("evidence").join("x.tmp"), b"half")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = EvidenceStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.known.contains(&hash));
+        assert!(!dir.path().join("evidence").join("x.tmp").exists());
+    }
+}
