@@ -163,7 +163,18 @@ impl ConfClient {
         let conf = verify_configuration(&bytes, &signature, &self.anchor, accepted, now)?;
         let unchanged = self.lock().current.as_deref() == Some(&conf);
         if !unchanged {
-            self.cache.store(&bytes, &signature)?;
+            // Four syncs, which take as long as the disk makes them (hundreds of milliseconds
+            // beside a busy message log): on the blocking pool, not on a runtime worker, whose
+            // queued tasks (exchanges in flight) would wait for them.
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || cache.store(&bytes, &signature))
+                .await
+                .map_err(|error| {
+                    ConfError::io(
+                        self.cache.dir(),
+                        std::io::Error::other(format!("the cache write did not finish: {error}")),
+                    )
+                })??;
             tracing::info!(serial = conf.serial, "accepted global configuration");
         }
         Ok(Arc::new(conf))
