@@ -13,10 +13,11 @@
 //! own: altered or missing bytes make the records that name them fail to verify, as altered
 //! segments would.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -64,10 +65,10 @@ impl Evidence {
         }
     }
 
-    /// Replaces the bytes by their reference, handing the bytes to `store`.
-    pub(crate) fn store(&mut self, store: &mut Vec<(Sha256Hash, Vec<u8>)>) {
+    /// Replaces the bytes by their reference (hashed by `memo`), handing the bytes to `store`.
+    pub(crate) fn store(&mut self, memo: &HashMemo, store: &mut Vec<(Sha256Hash, Vec<u8>)>) {
         if let Evidence::Der(der) = self {
-            let hash = Sha256Hash::of(der);
+            let hash = memo.hash(der);
             store.push((hash, std::mem::take(der)));
             *self = Evidence::Stored(hash);
         }
@@ -133,6 +134,33 @@ impl<'de> serde::Deserialize<'de> for Evidence {
 pub(crate) fn may_name_evidence(content: &[u8]) -> bool {
     let needle = b"\"sha256:";
     content.windows(needle.len()).any(|window| window == needle)
+}
+
+/// The SHA-256 of the evidence most recently stored. A log's records name the same few
+/// certificates and statuses over and over; comparing bytes with the few seen last is cheaper
+/// than hashing them again for every record.
+#[derive(Default)]
+pub(crate) struct HashMemo {
+    recent: Mutex<VecDeque<(Vec<u8>, Sha256Hash)>>,
+}
+
+impl HashMemo {
+    /// How many pieces it remembers: the certificates and statuses of both servers of a few
+    /// exchanges, with room for the changes when statuses are refreshed.
+    const CAPACITY: usize = 32;
+
+    pub(crate) fn hash(&self, der: &[u8]) -> Sha256Hash {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&(_, hash)) = recent.iter().find(|(seen, _)| seen.as_slice() == der) {
+            return hash;
+        }
+        let hash = Sha256Hash::of(der);
+        if recent.len() == Self::CAPACITY {
+            recent.pop_back();
+        }
+        recent.push_front((der.to_vec(), hash));
+        hash
+    }
 }
 
 /// The evidence frames of an archive read so far, by the SHA-256 of their bytes.
@@ -259,7 +287,7 @@ pub(crate) fn read_stored(log_dir: &Path, hash: &Sha256Hash) -> Result<Option<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::{Evidence, EvidenceStore, read_stored};
+    use super::{Evidence, EvidenceStore, HashMemo, read_stored};
     use crate::hash::Sha256Hash;
 
     #[test]
@@ -275,12 +303,26 @@ mod tests {
     }
 
     #[test]
+    fn the_memo_gives_the_sha256_of_the_bytes_remembered_or_not() {
+        let memo = HashMemo::default();
+        let pieces: Vec<Vec<u8>> = (0..HashMemo::CAPACITY as u32 + 5)
+            .map(|i| format!("certificate {i}").into_bytes())
+            .collect();
+        // Twice over more pieces than it holds, and the first ones again once evicted.
+        for piece in pieces.iter().chain(&pieces).chain(&pieces[..3]) {
+            assert_eq!(memo.hash(piece), Sha256Hash::of(piece));
+        }
+        let same_length = [b"certificate 1".to_vec(), b"certificate 2".to_vec()];
+        assert_ne!(memo.hash(&same_length[0]), memo.hash(&same_length[1]));
+    }
+
+    #[test]
     fn stored_evidence_is_read_back_checked_against_its_name() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut store = EvidenceStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let mut evidence = Evidence::Der(b"an OCSP response".to_vec());
         let mut blobs = Vec::new();
-        evidence.store(&mut blobs);
+        evidence.store(&HashMemo::default(), &mut blobs);
         let hash = Sha256Hash::of(b"an OCSP response");
         assert_eq!(evidence, Evidence::Stored(hash));
         store

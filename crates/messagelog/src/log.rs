@@ -27,7 +27,7 @@ use passerelle_pki::merkle::leaf_hash;
 use crate::accumulator::MerkleAccumulator;
 use crate::checkpoint::{CheckpointSummary, Timestamper, unix_millis};
 use crate::error::LogError;
-use crate::evidence::{EvidenceStore, read_stored};
+use crate::evidence::{EvidenceStore, HashMemo, read_stored};
 use crate::frame::{FRAME_HEADER, encode_frame_with};
 use crate::hash::Sha256Hash;
 use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer};
@@ -192,6 +192,8 @@ pub(crate) struct Inner {
     /// The hand-over to the index thread and the barrier that index reads wait on.
     pub(crate) index: IndexQueue,
     keys: Option<KeyRing>,
+    /// The hashes of the evidence the last records named.
+    evidence_hashes: HashMemo,
 }
 
 /// An open message log. Appends go through one writer thread (group commit) and are indexed by
@@ -255,6 +257,7 @@ impl MessageLog {
             // Complete once `rebuild` below has returned; nothing reads it before.
             index: IndexQueue::new(tail.next_sequence),
             keys: options.keys,
+            evidence_hashes: HashMemo::default(),
         });
         rebuild(&inner, tail.next_sequence)?;
         let last_checkpoint = inner.indexed()?.last_checkpoint()?;
@@ -522,7 +525,7 @@ impl MessageLog {
         ] {
             self.seal_part(&message_id, record.side, part_name, part)?;
         }
-        let evidence = record.store_evidence();
+        let evidence = record.store_evidence(&self.inner.evidence_hashes);
         let mut pending = self.prepare_body(EntryBody::Exchange(Box::new(record)), &message_id)?;
         pending.evidence = evidence;
         Ok(pending)

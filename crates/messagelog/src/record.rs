@@ -9,7 +9,7 @@ use passerelle_pki::digest::Digested;
 use passerelle_pki::merkle::InclusionProof;
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, HashMemo};
 use crate::hash::{Sha256Hash, base64_bytes};
 
 /// Which security server of the exchange wrote the record.
@@ -123,10 +123,10 @@ impl ExchangeRecord {
 
     /// Replaces every certificate and status by its reference, returning the bytes (to be put
     /// in the evidence store).
-    pub(crate) fn store_evidence(&mut self) -> Vec<(Sha256Hash, Vec<u8>)> {
+    pub(crate) fn store_evidence(&mut self, memo: &HashMemo) -> Vec<(Sha256Hash, Vec<u8>)> {
         let mut stored = Vec::new();
         for evidence in self.evidence_mut() {
-            evidence.store(&mut stored);
+            evidence.store(memo, &mut stored);
         }
         stored
     }
