@@ -1,4 +1,5 @@
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -72,7 +73,7 @@ pub struct SignatureEnvelope {
     pub algorithm: SignatureAlgorithm,
     pub signature: Vec<u8>,
     /// DER certificates, the signer's first.
-    pub signer_chain: Vec<Vec<u8>>,
+    pub signer_chain: SignerChain,
     pub batch_root: [u8; 32],
     pub proof: InclusionProof,
 }
@@ -117,10 +118,11 @@ impl SignatureEnvelope {
             true,
         );
         headers.remove(SIGNER_CERTIFICATE);
-        for certificate in &self.signer_chain {
-            if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(certificate)) {
-                headers.append(HeaderName::from_static(SIGNER_CERTIFICATE), value);
-            }
+        for certificate in self.signer_chain.0.iter() {
+            headers.append(
+                HeaderName::from_static(SIGNER_CERTIFICATE),
+                certificate.header.clone(),
+            );
         }
     }
 
@@ -170,9 +172,14 @@ impl SignatureEnvelope {
                     .to_str()
                     .ok()
                     .and_then(|text| STANDARD.decode(text.trim()).ok())
+                    .map(|der| ChainCertificate {
+                        der,
+                        header: value.clone(),
+                    })
                     .ok_or_else(|| invalid(SIGNER_CERTIFICATE, "not base64"))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Arc<[_]>, _>>()
+            .map(SignerChain)?;
         if signer_chain.is_empty() {
             return Err(ProtocolError::MissingHeader {
                 name: SIGNER_CERTIFICATE,
@@ -190,6 +197,59 @@ impl SignatureEnvelope {
                 path,
             },
         })
+    }
+}
+
+/// A signer's certificate chain (DER, the signer's certificate first), with each certificate as
+/// the header value that carries it. The chain travels with every signed message: it is
+/// encoded once, when built, and shared by the envelopes of every signature made with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerChain(Arc<[ChainCertificate]>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct ChainCertificate {
+    der: Vec<u8>,
+    /// Base64 of `der`.
+    header: HeaderValue,
+}
+
+impl FromIterator<Vec<u8>> for SignerChain {
+    fn from_iter<I: IntoIterator<Item = Vec<u8>>>(chain: I) -> Self {
+        SignerChain(
+            chain
+                .into_iter()
+                .map(|der| ChainCertificate {
+                    // Base64 is always a valid header value.
+                    header: HeaderValue::from_str(&STANDARD.encode(&der))
+                        .unwrap_or_else(|_| HeaderValue::from_static("")),
+                    der,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl SignerChain {
+    pub fn new(chain: Vec<Vec<u8>>) -> Self {
+        chain.into_iter().collect()
+    }
+
+    /// The signer's certificate (DER).
+    pub fn first(&self) -> Option<&[u8]> {
+        self.0.first().map(|certificate| certificate.der.as_slice())
+    }
+
+    /// The certificates (DER), the signer's first.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.0.iter().map(|certificate| certificate.der.as_slice())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -226,7 +286,7 @@ mod tests {
             signing_time: SigningTime(1_700_000_000_123),
             algorithm: SignatureAlgorithm::EcdsaP256Sha256,
             signature: vec![1, 2, 3],
-            signer_chain: vec![vec![4, 5], vec![6]],
+            signer_chain: SignerChain::new(vec![vec![4, 5], vec![6]]),
             batch_root: [7; 32],
             proof: InclusionProof {
                 leaf_index: 2,

@@ -351,7 +351,7 @@ async fn consume(
     let staples = shared.status_verifier.check_peer_staples(
         &conf,
         &response_parts.headers,
-        response_envelope.signer_chain.first().map(Vec::as_slice),
+        response_envelope.signer_chain.first(),
         &provider_certificate,
         Verifier::Consumer,
         now,

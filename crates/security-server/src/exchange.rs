@@ -102,8 +102,7 @@ impl SignedPart<'_> {
                     .envelope
                     .signer_chain
                     .iter()
-                    .cloned()
-                    .map(Evidence::Der)
+                    .map(|der| Evidence::Der(der.to_vec()))
                     .collect(),
                 batch: Some(BatchEvidence {
                     root: Sha256Hash(self.envelope.batch_root),

@@ -217,7 +217,7 @@ async fn provide(
     let staples = shared.status_verifier.check_peer_staples(
         &conf,
         &parts.headers,
-        envelope.signer_chain.first().map(Vec::as_slice),
+        envelope.signer_chain.first(),
         peer_leaf,
         Verifier::Provider,
         now,

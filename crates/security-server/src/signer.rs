@@ -27,7 +27,7 @@ use passerelle_globalconf::GlobalConf;
 use passerelle_ids::MemberId;
 use passerelle_pki::merkle::{MerkleTree, leaf_hash};
 use passerelle_pki::{Certificate, Purpose, SigningKey, validate_chain};
-use passerelle_protocol::envelope::SignatureEnvelope;
+use passerelle_protocol::envelope::{SignatureEnvelope, SignerChain};
 use passerelle_protocol::signing::SigningTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,7 +70,7 @@ impl ArrivalRate {
 #[derive(Clone)]
 pub struct BatchSigner {
     jobs: mpsc::Sender<Job>,
-    chain_der: Arc<Vec<Vec<u8>>>,
+    chain: SignerChain,
 }
 
 impl BatchSigner {
@@ -82,16 +82,9 @@ impl BatchSigner {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (jobs, receiver) = mpsc::channel::<Job>(settings.max_size.saturating_mul(4).max(16));
-        let chain_der: Arc<Vec<Vec<u8>>> =
-            Arc::new(chain.iter().map(|c| c.der().to_vec()).collect());
-        tokio::spawn(run(
-            key,
-            Arc::clone(&chain_der),
-            settings,
-            receiver,
-            metrics,
-        ));
-        Self { jobs, chain_der }
+        let chain = SignerChain::new(chain.iter().map(|c| c.der().to_vec()).collect());
+        tokio::spawn(run(key, chain.clone(), settings, receiver, metrics));
+        Self { jobs, chain }
     }
 
     /// Signs one signing input; resolves once its batch's root is signed.
@@ -117,14 +110,14 @@ impl BatchSigner {
     }
 
     /// The signer's certificate chain, DER, leaf first.
-    pub fn chain_der(&self) -> &[Vec<u8>] {
-        &self.chain_der
+    pub fn chain(&self) -> &SignerChain {
+        &self.chain
     }
 }
 
 async fn run(
     key: SigningKey,
-    chain: Arc<Vec<Vec<u8>>>,
+    chain: SignerChain,
     settings: BatchSettings,
     mut receiver: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
@@ -162,7 +155,7 @@ async fn run(
                     signing_time: job.signing_time,
                     algorithm: key.algorithm(),
                     signature: signature.clone(),
-                    signer_chain: chain.as_ref().clone(),
+                    signer_chain: chain.clone(),
                     batch_root: root,
                     proof,
                 }),
@@ -315,7 +308,7 @@ impl RootCache {
         let key = {
             let mut hasher = passerelle_pki::digest::Sha256::new();
             hasher.update(&conf.serial.to_be_bytes());
-            for der in &envelope.signer_chain {
+            for der in envelope.signer_chain.iter() {
                 hasher.update(&(der.len() as u64).to_be_bytes()).update(der);
             }
             hasher.finish()
@@ -329,13 +322,13 @@ impl RootCache {
                 chain.leaf.subject()
             )));
         }
-        let leaf = Certificate::from_der(leaf_der.clone())
+        let leaf = Certificate::from_der(leaf_der.to_vec())
             .map_err(|error| SignatureProblem::Certificate(error.to_string()))?;
         let mut pool: Vec<Certificate> = envelope
             .signer_chain
             .iter()
             .skip(1)
-            .filter_map(|der| Certificate::from_der(der.clone()).ok())
+            .filter_map(|der| Certificate::from_der(der.to_vec()).ok())
             .collect();
         pool.extend(conf.ca_intermediates());
         let path = validate_chain(&leaf, &pool, &conf.ca_roots(), now, Purpose::Signing)

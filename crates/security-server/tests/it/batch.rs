@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use passerelle_globalconf::{ApprovedCa, GlobalConf, Settings};
 use passerelle_pki::merkle::leaf_hash;
 use passerelle_pki::{Certificate, SigningKey};
+use passerelle_protocol::envelope::SignerChain;
 use passerelle_protocol::signing::SigningTime;
 use passerelle_security_server::config::BatchSettings;
 use passerelle_security_server::metrics::Metrics;
@@ -244,7 +245,7 @@ fn a_bad_root_signature_is_refused_before_it_is_cached() {
         signing_time: SigningTime::from_system_time(fixed_now()),
         algorithm: key.algorithm(),
         signature: key.sign(b"something else").unwrap(),
-        signer_chain: chain,
+        signer_chain: SignerChain::new(chain),
         batch_root: root,
         proof: passerelle_pki::merkle::InclusionProof {
             leaf_index: 0,
