@@ -36,12 +36,24 @@ pub const AUTH_CERTIFICATE_STATUS: &str = "x-passerelle-auth-certificate-status"
 /// Staples a DER OCSP response under `name` ([`SIGNER_CERTIFICATE_STATUS`] or
 /// [`AUTH_CERTIFICATE_STATUS`]), replacing any present; `None` removes it.
 pub fn write_certificate_status(headers: &mut HeaderMap, name: &'static str, der: Option<&[u8]>) {
+    set_certificate_status(headers, name, der.and_then(certificate_status_value));
+}
+
+/// The header value that staples a DER OCSP response: its base64 (always a valid header value).
+pub fn certificate_status_value(der: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_str(&STANDARD.encode(der)).ok()
+}
+
+/// Staples a response already encoded by [`certificate_status_value`] (a server staples the same
+/// response to every message until it is refreshed), replacing any present; `None` removes it.
+pub fn set_certificate_status(
+    headers: &mut HeaderMap,
+    name: &'static str,
+    value: Option<HeaderValue>,
+) {
     headers.remove(name);
-    if let Some(der) = der {
-        // Base64 is always a valid header value.
-        if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(der)) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+    if let Some(value) = value {
+        headers.insert(HeaderName::from_static(name), value);
     }
 }
 

@@ -372,7 +372,7 @@ async fn consume(
             envelope: &envelope,
             body: &body,
             keep_body,
-            certificate_status: own_staples.signer.map(|der| der.to_vec()),
+            certificate_status: own_staples.signer.map(|staple| staple.der.clone()),
         },
         SignedPart {
             signing_input: response_bytes,

@@ -130,21 +130,39 @@ pub(crate) fn approved_issuer<'a>(
 /// The two responses this server staples to a message: its signer's beside the signature, its
 /// server's for the TLS connection (each absent when that certificate's CA has no responder).
 pub(crate) struct OwnStaples {
-    pub(crate) signer: Option<Arc<Vec<u8>>>,
-    pub(crate) auth: Option<Arc<Vec<u8>>>,
+    pub(crate) signer: Option<Arc<Staple>>,
+    pub(crate) auth: Option<Arc<Staple>>,
+}
+
+/// One of this server's OCSP responses, with the header value that staples it, encoded once
+/// per refresh rather than for every message.
+#[derive(Debug)]
+pub(crate) struct Staple {
+    pub(crate) der: Vec<u8>,
+    header: Option<http::HeaderValue>,
+}
+
+impl Staple {
+    fn new(der: Vec<u8>) -> Self {
+        Staple {
+            header: passerelle_protocol::envelope::certificate_status_value(&der),
+            der,
+        }
+    }
 }
 
 impl OwnStaples {
     /// Writes both as `X-Passerelle-*-Certificate-Status` headers.
     pub(crate) fn write(&self, headers: &mut http::HeaderMap) {
         use passerelle_protocol::envelope::{
-            AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, write_certificate_status,
+            AUTH_CERTIFICATE_STATUS, SIGNER_CERTIFICATE_STATUS, set_certificate_status,
         };
-        for (name, der) in [
+        for (name, staple) in [
             (SIGNER_CERTIFICATE_STATUS, &self.signer),
             (AUTH_CERTIFICATE_STATUS, &self.auth),
         ] {
-            write_certificate_status(headers, name, der.as_deref().map(Vec::as_slice));
+            let value = staple.as_ref().and_then(|staple| staple.header.clone());
+            set_certificate_status(headers, name, value);
         }
     }
 }
@@ -362,7 +380,7 @@ enum Checking {
 struct OwnState {
     checking: Checking,
     /// The latest good response and what it established.
-    good: Option<(Arc<Vec<u8>>, VerifiedStatus)>,
+    good: Option<(Arc<Staple>, VerifiedStatus)>,
     /// Why the latest refresh failed, if it did.
     problem: Option<String>,
 }
@@ -439,7 +457,7 @@ impl OwnStatuses {
         role: &Role,
         now: SystemTime,
         freshness: Duration,
-    ) -> Result<Option<Arc<Vec<u8>>>, String> {
+    ) -> Result<Option<Arc<Staple>>, String> {
         let Some(own) = self.certificates.iter().find(|own| &own.role == role) else {
             return Err(format!("no {role} certificate"));
         };
@@ -583,7 +601,7 @@ impl OwnStatuses {
             match passerelle_pki::ocsp::verify(&response, &own.certificate, &issuer, now, freshness)
             {
                 Ok(status) => {
-                    let good = (Arc::new(response), status);
+                    let good = (Arc::new(Staple::new(response)), status);
                     set(&|state| {
                         state.checking = Checking::Required;
                         state.good = Some(good.clone());

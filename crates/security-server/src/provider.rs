@@ -346,7 +346,7 @@ async fn provide(
             envelope: &response_envelope,
             body: &response_body,
             keep_body,
-            certificate_status: own_staples.signer.as_ref().map(|der| der.to_vec()),
+            certificate_status: own_staples.signer.as_ref().map(|staple| staple.der.clone()),
         },
         peer_leaf,
         staples.auth,
