@@ -202,7 +202,7 @@ impl EntryView {
 }
 
 /// Whether the content is a checkpoint entry, without parsing it: the content starts with the
-/// fixed head `{"format":1,"sequence":N,"previous_hash":"…","entry":` and the body's tag comes
+/// fixed head `{"format":F,"sequence":N,"previous_hash":"…","entry":` and the body's tag comes
 /// first (see `Entry::write_content`).
 fn looks_like_checkpoint(content: &[u8]) -> bool {
     const TAG: &[u8] = br#""entry":{"type":"checkpoint""#;
