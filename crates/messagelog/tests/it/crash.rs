@@ -1,9 +1,11 @@
 //! Crash safety: a child process appends under concurrent load and is killed with SIGKILL; the
-//! reopened log verifies and holds every acknowledged record.
+//! reopened log verifies and holds every acknowledged record, and the evidence it names.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
+
+use passerelle_messagelog::{Evidence, PeerAuthentication};
 
 use crate::common::{export_all_verified, open, record};
 
@@ -25,7 +27,16 @@ fn crash_child_entry_point() {
             scope.spawn(move || {
                 for i in 0.. {
                     let index = start * 10 + thread * 1_000_000 + i;
-                    let appended = log.append(record(index, None, true)).wait().unwrap();
+                    // A new piece of evidence every 16 records of each thread: stored, durably,
+                    // while the process may be killed.
+                    let mut record = record(index, None, true);
+                    record.peer_authentication = Some(PeerAuthentication {
+                        certificate_chain: vec![Evidence::Der(
+                            format!("peer certificate {thread} {}", index / 16).into_bytes(),
+                        )],
+                        certificate_status: None,
+                    });
+                    let appended = log.append(record).wait().unwrap();
                     use std::io::Write as _;
                     let mut out = stdout.lock().unwrap();
                     writeln!(out, "ack {} msg-{index}", appended.sequence).unwrap();
@@ -94,10 +105,16 @@ fn check(dir: &std::path::Path, acknowledged: &[(u64, String)]) {
             *sequence < next,
             "acknowledged entry {sequence} lost (log ends at {next})"
         );
-        assert_eq!(
-            log.entry(*sequence).unwrap().message_id(),
-            Some(message_id.as_str())
-        );
+        // Reading the entry resolves its evidence from the store.
+        let entry = log.entry(*sequence).unwrap();
+        assert_eq!(entry.message_id(), Some(message_id.as_str()));
+        let peer = entry
+            .exchange()
+            .unwrap()
+            .peer_authentication
+            .as_ref()
+            .unwrap();
+        assert!(peer.certificate_chain[0].der().is_ok());
         // The message-id run being gathered in memory was lost with the process: re-indexed.
         assert!(
             log.sequences_of_message(message_id)
