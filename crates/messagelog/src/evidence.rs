@@ -25,7 +25,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::error::LogError;
 use crate::hash::Sha256Hash;
 use crate::record::{Entry, EntryBody};
-use crate::segment::sync_dir;
+use crate::segment::{segments_dir, sync_dir};
 
 /// The prefix of a reference in a record's JSON. `:` is not a base64 character, so a reference
 /// can never be mistaken for inline bytes.
@@ -188,11 +188,17 @@ impl EvidenceFrames {
     }
 }
 
-/// The log's evidence store: one file per distinct piece of evidence, named by its SHA-256.
+/// The log's evidence store: one file per distinct piece of evidence, named by its SHA-256, and
+/// for each segment whose records name any, the list of what they name
+/// (`segments/<first sequence>.evidence`, one hash in hex per line), from which retention learns
+/// what it may remove once segments are gone.
 pub(crate) struct EvidenceStore {
+    log_dir: PathBuf,
     dir: PathBuf,
     /// What is known to be in the store (durably, when the log syncs).
     known: HashSet<Sha256Hash>,
+    /// The segment being written and what its list names.
+    segment: Option<(u64, HashSet<Sha256Hash>)>,
 }
 
 impl EvidenceStore {
@@ -218,16 +224,70 @@ impl EvidenceStore {
                 None => {}
             }
         }
-        Ok(EvidenceStore { dir, known })
+        Ok(EvidenceStore {
+            log_dir: log_dir.to_owned(),
+            dir,
+            known,
+            segment: None,
+        })
     }
 
-    /// Makes every piece of `evidence` not yet in the store durable (when `sync`): each file
-    /// written and synced under a temporary name, renamed, and the directory synced once. Called
-    /// before the records that name them are written, so that no durable record names evidence
-    /// a crash could lose.
-    pub(crate) fn put_all<'a>(
+    /// Makes every piece of `evidence` not yet in the store durable (when `sync`), then adds what
+    /// segment `segment_first`'s list does not name yet to it, durably too. Called before the
+    /// records that name them are written into that segment, so that no durable record names
+    /// evidence that a crash could lose or that retention could take for unnamed.
+    pub(crate) fn put_and_name<'a>(
         &mut self,
-        evidence: impl IntoIterator<Item = &'a (Sha256Hash, Vec<u8>)>,
+        segment_first: u64,
+        evidence: impl Iterator<Item = &'a (Sha256Hash, Vec<u8>)> + Clone,
+        sync: bool,
+    ) -> Result<(), LogError> {
+        self.put_all(evidence.clone(), sync)?;
+        let named = match &mut self.segment {
+            Some((first, named)) if *first == segment_first => named,
+            segment => {
+                // The first batch of a segment, or the first after the log was opened.
+                let named = read_names(&names_path(&self.log_dir, segment_first))?;
+                &mut segment.insert((segment_first, named)).1
+            }
+        };
+        let mut new = Vec::new();
+        for (hash, _) in evidence {
+            if !named.contains(hash) && !new.contains(hash) {
+                new.push(*hash);
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let path = names_path(&self.log_dir, segment_first);
+        let created = !path.exists();
+        let mut lines = String::with_capacity(new.len() * 65);
+        for hash in &new {
+            lines.push_str(&hash.to_hex());
+            lines.push('\n');
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        file.write_all(lines.as_bytes())
+            .map_err(|e| LogError::io("write", &path, e))?;
+        if sync {
+            file.sync_data()
+                .map_err(|e| LogError::io("sync", &path, e))?;
+            if created {
+                sync_dir(&segments_dir(&self.log_dir))?;
+            }
+        }
+        named.extend(new);
+        Ok(())
+    }
+
+    fn put_all<'a>(
+        &mut self,
+        evidence: impl Iterator<Item = &'a (Sha256Hash, Vec<u8>)>,
         sync: bool,
     ) -> Result<(), LogError> {
         let mut added = false;
@@ -257,6 +317,57 @@ impl EvidenceStore {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// After retention removed segments: removes the lists of `removed` segments, then every
+    /// piece that no list of the `remaining` segments (nor the segment being written) names.
+    /// Returns how many pieces went.
+    pub(crate) fn prune(
+        &mut self,
+        removed: &[u64],
+        remaining: &[(u64, PathBuf)],
+    ) -> Result<usize, LogError> {
+        for first in removed {
+            let path = names_path(&self.log_dir, *first);
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io("remove", &path, error));
+                }
+                _ => {}
+            }
+        }
+        let mut named = HashSet::new();
+        for (first, _) in remaining {
+            named.extend(read_names(&names_path(&self.log_dir, *first))?);
+        }
+        if let Some((_, current)) = &self.segment {
+            named.extend(current.iter().copied());
+        }
+        let unnamed: Vec<Sha256Hash> = self.known.difference(&named).copied().collect();
+        for hash in &unnamed {
+            let path = self.dir.join(hash.to_hex());
+            std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+            self.known.remove(hash);
+        }
+        if !unnamed.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(unnamed.len())
+    }
+}
+
+/// The list of the evidence that the records of segment `first` name.
+fn names_path(log_dir: &Path, first: u64) -> PathBuf {
+    segments_dir(log_dir).join(format!("{first:020}.evidence"))
+}
+
+/// The hashes a segment's list names; none when it has no list. A line that is not a hash is
+/// the end of an append cut by a crash, before the records that would have named it.
+fn read_names(path: &Path) -> Result<HashSet<Sha256Hash>, LogError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter_map(Sha256Hash::from_hex).collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(HashSet::new()),
+        Err(error) => Err(LogError::io("read", path, error)),
     }
 }
 
@@ -319,6 +430,7 @@ mod tests {
     #[test]
     fn stored_evidence_is_read_back_checked_against_its_name() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(dir.path().join("segments")).unwrap_or_else(|e| panic!("{e}"));
         let mut store = EvidenceStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let mut evidence = Evidence::Der(b"an OCSP response".to_vec());
         let mut blobs = Vec::new();
@@ -326,7 +438,7 @@ mod tests {
         let hash = Sha256Hash::of(b"an OCSP response");
         assert_eq!(evidence, Evidence::Stored(hash));
         store
-            .put_all(&blobs, true)
+            .put_and_name(0, blobs.iter(), true)
             .unwrap_or_else(|e| panic!("{e}"));
         let read = read_stored(dir.path(), &hash).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read.as_deref(), Some(&b"an OCSP response"[..]));

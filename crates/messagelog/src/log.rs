@@ -194,6 +194,8 @@ pub(crate) struct Inner {
     keys: Option<KeyRing>,
     /// The hashes of the evidence the last records named.
     evidence_hashes: HashMemo,
+    /// The evidence store: written by the writer, pruned by retention.
+    pub(crate) evidence: Mutex<EvidenceStore>,
 }
 
 /// An open message log. Appends go through one writer thread (group commit) and are indexed by
@@ -241,7 +243,7 @@ impl MessageLog {
         .map_err(|e| LogError::index(&index_path, e))?;
         let trees = Trees::open(&db, &index_path)?;
         let tail = repair_tail(dir)?;
-        let evidence = EvidenceStore::open(dir)?;
+        let evidence = Mutex::new(EvidenceStore::open(dir)?);
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
             db,
@@ -258,6 +260,7 @@ impl MessageLog {
             index: IndexQueue::new(tail.next_sequence),
             keys: options.keys,
             evidence_hashes: HashMemo::default(),
+            evidence,
         });
         rebuild(&inner, tail.next_sequence)?;
         let last_checkpoint = inner.indexed()?.last_checkpoint()?;
@@ -305,7 +308,6 @@ impl MessageLog {
             max_batch: options.max_batch_entries.max(1),
             broken: None,
             preparer,
-            evidence,
         };
         let indexer = {
             let inner = inner.clone();
@@ -770,7 +772,6 @@ struct Writer {
     broken: Option<String>,
     /// Prepares the next segment, when segments are preallocated.
     preparer: Option<Preparer>,
-    evidence: EvidenceStore,
 }
 
 impl Writer {
@@ -828,8 +829,14 @@ impl Writer {
         }
         // The evidence the records name is durable before them.
         let sync = self.durability == Durability::Fsync;
-        let evidence = batch.iter().flat_map(|pending| &pending.evidence);
-        if let Err(error) = self.evidence.put_all(evidence, sync) {
+        let evidence = batch.iter().flat_map(|pending| pending.evidence.iter());
+        let stored = self
+            .inner
+            .evidence
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put_and_name(self.segment_first, evidence, sync);
+        if let Err(error) = stored {
             tracing::error!(%error, "message-log evidence not stored; the batch is not written");
             return self.fail(batch, &error);
         }

@@ -1,7 +1,7 @@
 //! Retention: removing whole segments whose evidence is safe elsewhere, and nothing else.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -17,10 +17,14 @@ pub struct RetentionReport {
     pub removed_segments: Vec<u64>,
     /// The first sequence still in the log afterwards.
     pub first_remaining: Option<u64>,
+    /// How many pieces of evidence (certificates, OCSP responses) went from the evidence store
+    /// because no remaining segment names them.
+    pub removed_evidence: usize,
 }
 
 impl MessageLog {
-    /// Removes the oldest segments for which all of these hold, stopping at the first that fails:
+    /// Removes the oldest segments for which all of these hold, stopping at the first that fails
+    /// (and then the evidence that no remaining segment names):
     /// - it is not the segment being written;
     /// - every entry in it has been exported by an unfiltered export;
     /// - every entry in it is covered by a time-stamp checkpoint, and that checkpoint's whole span
@@ -83,6 +87,19 @@ impl MessageLog {
         if !report.removed_segments.is_empty() {
             sync_dir(&segments_dir(&inner.dir))?;
             inner.trees.sequence.flush().map_err(index_error)?;
+            // Under the store's lock: the writer names new evidence under it too.
+            let remaining = list_segments(&inner.dir)?;
+            report.removed_evidence = inner
+                .evidence
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .prune(&report.removed_segments, &remaining)?;
+            if report.removed_evidence > 0 {
+                tracing::info!(
+                    pieces = report.removed_evidence,
+                    "retention removed evidence no remaining segment names"
+                );
+            }
         }
         report.first_remaining = indexed.first_available_sequence()?;
         Ok(report)

@@ -3,7 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use passerelle_messagelog::{
-    Durability, ExportFilter, LogOptions, MessageLog, VerifyOptions, verify_archive,
+    Durability, Evidence, ExportFilter, LogOptions, MessageLog, PeerAuthentication, Sha256Hash,
+    VerifyOptions, verify_archive,
 };
 
 use crate::common::{FakeTokens, now_ms, record};
@@ -26,7 +27,10 @@ fn append_aged(log: &MessageLog, range: std::ops::Range<u64>, age_ms: u64) {
 }
 
 fn segment_count(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("segments")).unwrap().count()
+    std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .filter(|file| file.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+        .count()
 }
 
 #[test]
@@ -121,4 +125,80 @@ fn segments_go_only_when_exported_time_stamped_and_old() {
             .is_empty()
     );
     assert_eq!(segment_count(dir.path()), kept);
+}
+
+#[test]
+fn retention_removes_the_evidence_that_only_removed_segments_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small_segments(dir.path());
+    let naming = |index: u64, piece: &str, age_ms: u64| {
+        let mut record = record(index, None, true);
+        record.request_received_at_ms = now_ms() - age_ms;
+        record.response_sent_at_ms = record.request_received_at_ms + 5;
+        record.peer_authentication = Some(PeerAuthentication {
+            certificate_chain: vec![Evidence::Der(piece.as_bytes().to_vec())],
+            certificate_status: None,
+        });
+        record
+    };
+    // Old records name an old piece and a shared one, the last old ones only the shared one;
+    // recent records name the shared piece and a new one.
+    for index in 0..30 {
+        let piece = if index < 20 && index % 2 == 0 {
+            "old certificate"
+        } else {
+            "shared certificate"
+        };
+        log.append(naming(index, piece, 10 * 86_400_000))
+            .wait()
+            .unwrap();
+    }
+    for index in 30..36 {
+        let piece = if index % 2 == 0 {
+            "shared certificate"
+        } else {
+            "new certificate"
+        };
+        log.append(naming(index, piece, 0)).wait().unwrap();
+    }
+    let now = SystemTime::now();
+    log.checkpoint(&FakeTokens, now).unwrap();
+    let first = dir.path().join("first.pla");
+    log.export(&ExportFilter::default(), None, &[], &first, now)
+        .unwrap();
+    let stored = |piece: &str| {
+        dir.path()
+            .join("evidence")
+            .join(Sha256Hash::of(piece.as_bytes()).to_hex())
+            .exists()
+    };
+    assert!(stored("old certificate") && stored("shared certificate") && stored("new certificate"));
+
+    let report = log.apply_retention(DAY, now).unwrap();
+    assert!(!report.removed_segments.is_empty(), "{report:?}");
+    assert_eq!(report.removed_evidence, 1, "{report:?}");
+    assert!(!stored("old certificate"));
+    assert!(stored("shared certificate") && stored("new certificate"));
+
+    // Every remaining entry still resolves its evidence, and a later export verifies.
+    let first_kept = report.first_remaining.unwrap();
+    for sequence in first_kept..log.health().next_sequence {
+        let entry = log.entry(sequence).unwrap();
+        if let Some(record) = entry.exchange() {
+            let peer = record.peer_authentication.as_ref().unwrap();
+            assert!(peer.certificate_chain[0].der().is_ok());
+        }
+    }
+    // A piece retention removed is stored again when a record names it anew.
+    log.append(naming(40, "old certificate", 0)).wait().unwrap();
+    assert!(stored("old certificate"));
+    log.checkpoint(&FakeTokens, now).unwrap();
+    let second = dir.path().join("second.pla");
+    log.export(&ExportFilter::default(), Some(&first), &[], &second, now)
+        .unwrap();
+    let options = VerifyOptions {
+        token_verifier: Some(&FakeTokens),
+        ..Default::default()
+    };
+    assert_eq!(verify_archive(&second, &options).unwrap().failure, None);
 }
