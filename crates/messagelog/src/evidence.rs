@@ -356,6 +356,19 @@ impl EvidenceStore {
     }
 }
 
+/// Creates segment `first`'s (empty) list of evidence, if it has none, before the segment itself
+/// is put in place: the directory sync that makes the segment's name durable makes the list's
+/// durable too, so that naming evidence in a new segment syncs the list's content only.
+pub(crate) fn create_names(log_dir: &Path, first: u64) -> Result<(), LogError> {
+    let path = names_path(log_dir, first);
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map(drop)
+        .map_err(|e| LogError::io("create", &path, e))
+}
+
 /// The list of the evidence that the records of segment `first` name.
 fn names_path(log_dir: &Path, first: u64) -> PathBuf {
     segments_dir(log_dir).join(format!("{first:020}.evidence"))

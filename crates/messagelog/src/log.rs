@@ -27,7 +27,7 @@ use passerelle_pki::merkle::leaf_hash;
 use crate::accumulator::MerkleAccumulator;
 use crate::checkpoint::{CheckpointSummary, Timestamper, unix_millis};
 use crate::error::LogError;
-use crate::evidence::{EvidenceStore, HashMemo, read_stored};
+use crate::evidence::{EvidenceStore, HashMemo, create_names, read_stored};
 use crate::frame::{FRAME_HEADER, encode_frame_with};
 use crate::hash::Sha256Hash;
 use crate::index::{IndexItem, IndexKeys, IndexQueue, Trees, rebuild, run_indexer};
@@ -964,6 +964,7 @@ impl Writer {
         // Under `DangerMemoryOnly` the finished segment is not synced either: syncing its 64 MiB
         // at once stalled every exchange for ~150 ms, which is not what that mode measures.
         let dir = &self.inner.dir;
+        create_names(dir, self.next_sequence)?;
         let prepared = self
             .preparer
             .as_ref()

@@ -259,6 +259,7 @@ fn segments_are_preallocated_and_end_at_their_zeros() {
         let mut paths: Vec<_> = std::fs::read_dir(dir.path().join("segments"))
             .unwrap()
             .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension() == Some("seg".as_ref()))
             .collect();
         paths.sort();
         paths
