@@ -74,14 +74,14 @@ impl Evidence {
         }
     }
 
-    /// Replaces a reference by the bytes `lookup` finds for it; fails with the hash when it finds
-    /// none. `lookup` must only return bytes whose SHA-256 is the hash.
-    pub(crate) fn resolve(
+    /// Replaces a reference by the bytes `lookup` gives for it, or fails as it does. `lookup`
+    /// must only give bytes whose SHA-256 is the hash.
+    pub(crate) fn resolve<E>(
         &mut self,
-        lookup: &mut impl FnMut(&Sha256Hash) -> Option<Vec<u8>>,
-    ) -> Result<(), Sha256Hash> {
+        lookup: &mut impl FnMut(&Sha256Hash) -> Result<Vec<u8>, E>,
+    ) -> Result<(), E> {
         if let Evidence::Stored(hash) = self {
-            *self = Evidence::Der(lookup(hash).ok_or(*hash)?);
+            *self = Evidence::Der(lookup(hash)?);
         }
         Ok(())
     }
@@ -178,11 +178,11 @@ impl EvidenceFrames {
     /// reference to evidence no earlier frame carried.
     pub(crate) fn resolve(&self, entry: &mut Entry) -> Result<(), String> {
         if let EntryBody::Exchange(record) = &mut entry.entry {
-            record
-                .resolve_evidence(|hash| self.by_hash.get(hash).cloned())
-                .map_err(|hash| {
+            record.resolve_evidence(|hash| {
+                self.by_hash.get(hash).cloned().ok_or_else(|| {
                     format!("it names evidence sha256:{hash} that the archive does not carry")
-                })?;
+                })
+            })?;
         }
         Ok(())
     }

@@ -464,20 +464,12 @@ impl MessageLog {
             .decode()
             .map_err(|reason| LogError::Missing { sequence, reason })?;
         if let EntryBody::Exchange(record) = &mut entry.entry {
-            let mut failed = None;
-            record
-                .resolve_evidence(|hash| {
-                    read_stored(&self.inner.dir, hash)
-                        .map_err(|error| failed = Some(error))
-                        .ok()
-                        .flatten()
+            record.resolve_evidence(|hash| {
+                read_stored(&self.inner.dir, hash)?.ok_or_else(|| LogError::Missing {
+                    sequence,
+                    reason: format!("evidence sha256:{hash} is not in the evidence store"),
                 })
-                .map_err(|hash| {
-                    failed.unwrap_or_else(|| LogError::Missing {
-                        sequence,
-                        reason: format!("evidence sha256:{hash} is not in the evidence store"),
-                    })
-                })?;
+            })?;
         }
         Ok(entry)
     }

@@ -131,12 +131,12 @@ impl ExchangeRecord {
         stored
     }
 
-    /// Replaces every reference by the bytes `lookup` finds for it (bytes it has checked against
-    /// the hash); fails with the first hash it finds none for.
-    pub fn resolve_evidence(
+    /// Replaces every reference by the bytes `lookup` gives for it (bytes it has checked against
+    /// the hash); fails with the first failure of `lookup`.
+    pub fn resolve_evidence<E>(
         &mut self,
-        mut lookup: impl FnMut(&Sha256Hash) -> Option<Vec<u8>>,
-    ) -> Result<(), Sha256Hash> {
+        mut lookup: impl FnMut(&Sha256Hash) -> Result<Vec<u8>, E>,
+    ) -> Result<(), E> {
         self.evidence_mut()
             .try_for_each(|evidence| evidence.resolve(&mut lookup))
     }
