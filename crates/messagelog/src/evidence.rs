@@ -57,6 +57,14 @@ impl Evidence {
         }
     }
 
+    /// The hash it names, when it is a reference.
+    pub(crate) fn stored(&self) -> Option<Sha256Hash> {
+        match self {
+            Evidence::Stored(hash) => Some(*hash),
+            Evidence::Der(_) => None,
+        }
+    }
+
     /// The SHA-256 of the bytes.
     pub fn sha256(&self) -> Sha256Hash {
         match self {
@@ -131,9 +139,62 @@ impl<'de> serde::Deserialize<'de> for Evidence {
 
 /// Whether an entry's content may name evidence by reference (never false when it does: a
 /// reference is a JSON string, which starts with its quote).
-pub(crate) fn may_name_evidence(content: &[u8]) -> bool {
+fn may_name_evidence(content: &[u8]) -> bool {
     let needle = b"\"sha256:";
     content.windows(needle.len()).any(|window| window == needle)
+}
+
+/// The hashes of the evidence an entry's content names, read without decoding the rest of the
+/// record (its bodies are skipped, not decoded from base64).
+pub(crate) fn named_in(content: &[u8]) -> Result<Vec<Sha256Hash>, String> {
+    #[derive(serde::Deserialize)]
+    struct Content {
+        entry: Body,
+    }
+    /// The evidence fields of an exchange record; a checkpoint has none of them.
+    #[derive(serde::Deserialize)]
+    struct Body {
+        request: Option<Part>,
+        response: Option<Part>,
+        peer_authentication: Option<Chain>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Part {
+        signature: Option<Chain>,
+        #[serde(default)]
+        certificate_status: Option<Evidence>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Chain {
+        certificate_chain: Vec<Evidence>,
+        #[serde(default)]
+        certificate_status: Option<Evidence>,
+    }
+    if !may_name_evidence(content) {
+        return Ok(Vec::new());
+    }
+    let content: Content =
+        serde_json::from_slice(content).map_err(|e| format!("content is not an entry: {e}"))?;
+    let chain = |chain: Chain| {
+        chain
+            .certificate_chain
+            .into_iter()
+            .chain(chain.certificate_status)
+    };
+    let part = |part: Part| {
+        part.signature
+            .into_iter()
+            .flat_map(chain)
+            .chain(part.certificate_status)
+    };
+    let body = content.entry;
+    let named = body
+        .request
+        .into_iter()
+        .flat_map(part)
+        .chain(body.response.into_iter().flat_map(part))
+        .chain(body.peer_authentication.into_iter().flat_map(chain));
+    Ok(named.filter_map(|evidence| evidence.stored()).collect())
 }
 
 /// The SHA-256 of the evidence most recently stored. A log's records name the same few
@@ -424,6 +485,20 @@ mod tests {
         let inline = serde_json::to_string(&Evidence::Der(b"abc".to_vec())).unwrap_or_default();
         assert_eq!(inline, "\"YWJj\"");
         assert!(serde_json::from_str::<Evidence>("\"sha256:00\"").is_err());
+    }
+
+    #[test]
+    fn the_evidence_an_entry_names_is_read_without_its_bodies() {
+        let (a, b) = (Sha256Hash::of(b"certificate"), Sha256Hash::of(b"status"));
+        let exchange = format!(
+            r#"{{"format":2,"sequence":0,"entry":{{"type":"exchange","request":{{"signing_input":"","signature":{{"algorithm":"x","certificate_chain":["sha256:{a}"],"batch":null}},"certificate_status":null,"body":{{"kind":"sealed","sealed":"QUJD"}}}},"response":{{"signature":null,"certificate_status":"sha256:{b}"}},"peer_authentication":{{"certificate_chain":["AAEC"]}}}}}}"#
+        );
+        let named = super::named_in(exchange.as_bytes()).unwrap_or_default();
+        // Inline bytes (content format 1) are not named: the archive carries them in the entry.
+        assert_eq!(named, vec![a, b]);
+        let checkpoint = r#"{"format":2,"entry":{"type":"checkpoint","first_sequence":0}}"#;
+        assert_eq!(super::named_in(checkpoint.as_bytes()), Ok(Vec::new()));
+        assert!(super::named_in(b"{\"sha256:").is_err());
     }
 
     #[test]

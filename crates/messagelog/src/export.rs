@@ -29,11 +29,11 @@ use crate::archive::{
 };
 use crate::checkpoint::unix_millis;
 use crate::error::LogError;
-use crate::evidence::{self, Evidence};
+use crate::evidence;
 use crate::frame::{FRAME_HEADER, MAX_FRAME};
 use crate::hash::Sha256Hash;
 use crate::log::MessageLog;
-use crate::record::{Entry, EntryBody};
+use crate::record::{EntryBody, ExchangeRecord};
 use crate::segment::{
     EntryView, LogCursor, RawEntry, SEGMENT_HEADER, SegmentItem, SegmentReader, list_segments,
     segment_path, sync_dir,
@@ -548,7 +548,7 @@ impl Plan {
         // Evidence already written into the archive.
         let mut carried = HashSet::new();
         while let Some((sequence, raw)) = entries.next_entry()? {
-            let entry = if decode || evidence::may_name_evidence(&raw.content) {
+            let entry = if decode {
                 let entry = raw
                     .decode()
                     .map_err(|reason| LogError::Missing { sequence, reason })?;
@@ -562,17 +562,22 @@ impl Plan {
             } else {
                 None
             };
-            let selected = match &entry {
-                Some(entry) if decode => {
-                    matches!(entry.entry, EntryBody::Checkpoint(_)) || filter.selects(entry)
-                }
-                _ => true,
-            };
+            let selected = entry.as_ref().is_none_or(|entry| {
+                matches!(entry.entry, EntryBody::Checkpoint(_)) || filter.selects(entry)
+            });
             last_hash = raw.hash;
             if selected {
                 // The evidence an entry names comes before it, once per archive.
-                let named = entry.as_ref().and_then(Entry::exchange).into_iter();
-                for hash in named.flat_map(|record| record.evidence().map(Evidence::sha256)) {
+                let named = match &entry {
+                    Some(entry) => entry
+                        .exchange()
+                        .into_iter()
+                        .flat_map(ExchangeRecord::stored_evidence)
+                        .collect(),
+                    None => evidence::named_in(&raw.content)
+                        .map_err(|reason| LogError::Missing { sequence, reason })?,
+                };
+                for hash in named {
                     if !carried.insert(hash) {
                         continue;
                     }

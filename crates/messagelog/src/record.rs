@@ -104,6 +104,12 @@ impl ExchangeRecord {
             .chain(peer)
     }
 
+    /// The hashes of the evidence the record names by reference (none for a record of content
+    /// format 1, which carries its evidence inline).
+    pub(crate) fn stored_evidence(&self) -> impl Iterator<Item = Sha256Hash> {
+        self.evidence().filter_map(Evidence::stored)
+    }
+
     fn evidence_mut(&mut self) -> impl Iterator<Item = &mut Evidence> {
         fn of_part(part: &mut MessagePart) -> impl Iterator<Item = &mut Evidence> {
             part.signature

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passerelle_messagelog::{
-    ArchiveFrame, Evidence, ExchangeRecord, ExportOptions, FailureKind, PeerAuthentication,
-    Sha256Hash, SignedConfiguration, Timestamper, VerifyOptions, VerifyReport, archive_trust,
-    crc32c, export_log, verify_archive,
+    ArchiveFrame, Evidence, ExchangeRecord, ExportFilter, ExportOptions, FailureKind,
+    PeerAuthentication, Sha256Hash, SignedConfiguration, Timestamper, VerifyOptions, VerifyReport,
+    archive_trust, crc32c, export_log, verify_archive,
 };
 use passerelle_pki::devca::{
     self, Credential, DevCa, ExistingCa, IssueRequest, LeafKey, LeafProfile, Validity,
@@ -656,6 +656,27 @@ fn certificates_and_statuses_are_stored_once_and_travel_in_evidence_frames() {
     let report = verify(&archive, &VerifyOptions::default());
     assert_eq!(report.failure, None);
     assert_eq!(report.certificate_statuses_verified, 9);
+
+    // An export that shows one exchange (records decoded to filter them) carries its evidence.
+    let one = dir.path().join("one.pla");
+    let filter = ExportFilter {
+        message_id: Some("msg-3".into()),
+        ..Default::default()
+    };
+    log.export(
+        &filter,
+        None,
+        std::slice::from_ref(&signer.anchor),
+        &one,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let report = verify(&one, &VerifyOptions::default());
+    assert_eq!(report.failure, None);
+    assert_eq!(
+        (report.exchanges, report.certificate_statuses_verified),
+        (1, 2)
+    );
 }
 
 #[test]
