@@ -1023,6 +1023,94 @@ mod tests {
         }
     }
 
+    /// A log whose first entries were written as content format 1, with their certificates
+    /// inline, goes on with format 2 entries; both kinds read back, export (filtered or not) and
+    /// verify.
+    #[test]
+    fn a_log_of_content_format_1_reads_exports_and_verifies_beside_format_2() {
+        use std::io::Write as _;
+
+        use crate::evidence::Evidence;
+        use crate::export::ExportOptions;
+        use crate::record::{EntryBody, PeerAuthentication};
+        use crate::verify::{VerifyOptions, verify_archive};
+
+        let with_peer = |index: u64, certificate: &[u8]| {
+            let mut record = record(index);
+            record.peer_authentication = Some(PeerAuthentication {
+                certificate_chain: vec![Evidence::Der(certificate.to_vec())],
+                certificate_status: None,
+            });
+            record
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("segments")).unwrap();
+        let mut segment = crate::segment::create_segment(dir.path(), 0).unwrap();
+        let mut previous = Sha256Hash::ZERO;
+        let mut frames = Vec::new();
+        for index in 0..3 {
+            // As an earlier version wrote them: format 1, the certificate inline (base64).
+            let body = serde_json::to_vec(&EntryBody::Exchange(Box::new(with_peer(
+                index,
+                b"an old peer certificate",
+            ))))
+            .unwrap();
+            let mut content =
+                format!(r#"{{"format":1,"sequence":{index},"previous_hash":"{previous}","entry":"#)
+                    .into_bytes();
+            content.extend_from_slice(&body);
+            content.push(b'}');
+            let hash = Sha256Hash::chain(&previous, &Sha256Hash::of(&content));
+            crate::frame::encode_frame_with(&mut frames, |payload| {
+                payload.extend_from_slice(&hash.0);
+                payload.extend_from_slice(&content);
+            });
+            previous = hash;
+        }
+        segment.write_all(&frames).unwrap();
+        segment.sync_all().unwrap();
+        drop(segment);
+
+        let log = MessageLog::open(dir.path(), LogOptions::new(Durability::Fsync)).unwrap();
+        log.append(with_peer(3, b"a new peer certificate"))
+            .wait()
+            .unwrap();
+        for (sequence, certificate) in [
+            (0, &b"an old peer certificate"[..]),
+            (3, &b"a new peer certificate"[..]),
+        ] {
+            let entry = log.entry(sequence).unwrap();
+            let peer = entry
+                .exchange()
+                .unwrap()
+                .peer_authentication
+                .clone()
+                .unwrap();
+            assert_eq!(
+                peer.certificate_chain,
+                [Evidence::Der(certificate.to_vec())]
+            );
+        }
+        for (name, message_id, exchanges) in [
+            ("all.pla", None, 4),
+            ("m1.pla", Some("m1"), 1),
+            ("m3.pla", Some("m3"), 1),
+        ] {
+            let options = ExportOptions {
+                filter: crate::archive::ExportFilter {
+                    message_id: message_id.map(str::to_owned),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let archive = dir.path().join(name);
+            crate::export::export_log(dir.path(), &options, &archive, SystemTime::now()).unwrap();
+            let report = verify_archive(&archive, &VerifyOptions::default()).unwrap();
+            assert_eq!(report.failure, None, "{name}");
+            assert_eq!(report.exchanges, exchanges, "{name}");
+        }
+    }
+
     fn append(log: &MessageLog, indexes: std::ops::Range<u64>) -> Vec<Appended> {
         indexes
             .map(|index| log.append(record(index)).wait().unwrap())
