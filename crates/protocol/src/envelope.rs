@@ -39,7 +39,8 @@ pub fn write_certificate_status(headers: &mut HeaderMap, name: &'static str, der
     set_certificate_status(headers, name, der.and_then(certificate_status_value));
 }
 
-/// The header value that staples a DER OCSP response: its base64 (always a valid header value).
+/// The header value that staples a DER OCSP response (or carries a certificate): its base64,
+/// always a valid header value.
 pub fn certificate_status_value(der: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_str(&STANDARD.encode(der)).ok()
 }
@@ -231,9 +232,9 @@ impl FromIterator<Vec<u8>> for SignerChain {
             chain
                 .into_iter()
                 .map(|der| ChainCertificate {
-                    // Base64 is always a valid header value.
-                    header: HeaderValue::from_str(&STANDARD.encode(&der))
-                        .unwrap_or_else(|_| HeaderValue::from_static("")),
+                    // Never empty: base64 is always a valid header value.
+                    header: certificate_status_value(&der)
+                        .unwrap_or_else(|| HeaderValue::from_static("")),
                     der,
                 })
                 .collect(),
@@ -254,10 +255,6 @@ impl SignerChain {
     /// The certificates (DER), the signer's first.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
         self.0.iter().map(|certificate| certificate.der.as_slice())
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
