@@ -1,5 +1,6 @@
+use std::collections::VecDeque;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -67,9 +68,12 @@ pub fn read_certificate_status(
     if !headers.contains_key(name) {
         return Ok(None);
     }
+    decode_status(headers, name).map(Some)
+}
+
+fn decode_status(headers: &HeaderMap, name: &'static str) -> Result<Vec<u8>, ProtocolError> {
     STANDARD
         .decode(one(headers, name)?)
-        .map(Some)
         .map_err(|_| invalid(name, "not base64"))
 }
 
@@ -141,6 +145,19 @@ impl SignatureEnvelope {
 
     /// Reads an envelope from headers; every field is required and must be well formed.
     pub fn read(headers: &HeaderMap) -> Result<Self, ProtocolError> {
+        Self::read_with(headers, decode_chain)
+    }
+
+    /// [`read`](Self::read), taking the signer chain from `memo` when the same certificate
+    /// headers were decoded before.
+    pub fn read_remembered(headers: &HeaderMap, memo: &ChainMemo) -> Result<Self, ProtocolError> {
+        Self::read_with(headers, |headers| memo.signer_chain(headers))
+    }
+
+    fn read_with(
+        headers: &HeaderMap,
+        signer_chain: impl FnOnce(&HeaderMap) -> Result<SignerChain, ProtocolError>,
+    ) -> Result<Self, ProtocolError> {
         let version = one(headers, VERSION)?;
         if version != PROTOCOL_VERSION {
             return Err(invalid(VERSION, format!("unsupported version {version:?}")));
@@ -177,27 +194,7 @@ impl SignatureEnvelope {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let signer_chain = headers
-            .get_all(SIGNER_CERTIFICATE)
-            .iter()
-            .map(|value| {
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|text| STANDARD.decode(text.trim()).ok())
-                    .map(|der| ChainCertificate {
-                        der,
-                        header: value.clone(),
-                    })
-                    .ok_or_else(|| invalid(SIGNER_CERTIFICATE, "not base64"))
-            })
-            .collect::<Result<Arc<[_]>, _>>()
-            .map(SignerChain)?;
-        if signer_chain.is_empty() {
-            return Err(ProtocolError::MissingHeader {
-                name: SIGNER_CERTIFICATE,
-            });
-        }
+        let signer_chain = signer_chain(headers)?;
         Ok(Self {
             signing_time,
             algorithm,
@@ -262,6 +259,140 @@ impl SignerChain {
     }
 }
 
+/// The signer chain carried by `headers`: at least one certificate, each valid base64.
+fn decode_chain(headers: &HeaderMap) -> Result<SignerChain, ProtocolError> {
+    let chain = headers
+        .get_all(SIGNER_CERTIFICATE)
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| STANDARD.decode(text.trim()).ok())
+                .map(|der| ChainCertificate {
+                    der,
+                    header: value.clone(),
+                })
+                .ok_or_else(|| invalid(SIGNER_CERTIFICATE, "not base64"))
+        })
+        .collect::<Result<Arc<[_]>, _>>()
+        .map(SignerChain)?;
+    if chain.is_empty() {
+        return Err(ProtocolError::MissingHeader {
+            name: SIGNER_CERTIFICATE,
+        });
+    }
+    Ok(chain)
+}
+
+/// Decoding the headers that repeat on every message from a peer (its signer chain, its stapled
+/// certificate statuses) is kept for the last [`MEMO_CAPACITY`] distinct values, matched byte for
+/// byte against the header values: a peer sends the same few KiB of base64 until its
+/// certificates or statuses change. A match returns exactly what decoding those bytes returns;
+/// nothing is trusted more for having been seen.
+pub const MEMO_CAPACITY: usize = 16;
+
+/// Values longer than this (certificates and OCSP responses are 1–3 KiB) are decoded every time
+/// and not kept, so a memo holds at most a few hundred KiB whatever peers send.
+pub const MEMO_MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Signer chains decoded from [`SIGNER_CERTIFICATE`] headers (see [`MEMO_CAPACITY`]), for
+/// [`SignatureEnvelope::read_remembered`].
+#[derive(Debug, Default)]
+pub struct ChainMemo(Recent<SignerChain>);
+
+impl ChainMemo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn signer_chain(&self, headers: &HeaderMap) -> Result<SignerChain, ProtocolError> {
+        let values = headers.get_all(SIGNER_CERTIFICATE);
+        let size: usize = values.iter().map(HeaderValue::len).sum();
+        if size > MEMO_MAX_VALUE_BYTES {
+            return decode_chain(headers);
+        }
+        self.0.find_or_insert(
+            |chain| {
+                chain
+                    .0
+                    .iter()
+                    .map(|certificate| &certificate.header)
+                    .eq(values.iter())
+            },
+            || decode_chain(headers),
+        )
+    }
+}
+
+/// Stapled certificate statuses decoded from their headers (see [`MEMO_CAPACITY`]).
+#[derive(Debug, Default)]
+pub struct StatusMemo(Recent<(HeaderValue, Vec<u8>)>);
+
+impl StatusMemo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`read_certificate_status`], remembering what it decoded.
+    pub fn certificate_status(
+        &self,
+        headers: &HeaderMap,
+        name: &'static str,
+    ) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let mut values = headers.get_all(name).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            // Absent, or repeated (which `read_certificate_status` refuses).
+            return read_certificate_status(headers, name);
+        };
+        if value.len() > MEMO_MAX_VALUE_BYTES {
+            return read_certificate_status(headers, name);
+        }
+        self.0
+            .find_or_insert(
+                |(known, _)| known == value,
+                || decode_status(headers, name).map(|der| (value.clone(), der)),
+            )
+            .map(|(_, der)| Some(der))
+    }
+}
+
+/// The most recently used values first, at most [`MEMO_CAPACITY`].
+#[derive(Debug)]
+struct Recent<T>(Mutex<VecDeque<T>>);
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Self(Mutex::new(VecDeque::new()))
+    }
+}
+
+impl<T: Clone> Recent<T> {
+    fn find_or_insert(
+        &self,
+        matches: impl Fn(&T) -> bool,
+        decode: impl FnOnce() -> Result<T, ProtocolError>,
+    ) -> Result<T, ProtocolError> {
+        {
+            let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = recent.iter().position(&matches) {
+                let found = recent.remove(at);
+                if let Some(found) = found {
+                    recent.push_front(found.clone());
+                    return Ok(found);
+                }
+            }
+        }
+        let value = decode()?;
+        let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !recent.iter().any(&matches) {
+            recent.push_front(value.clone());
+            recent.truncate(MEMO_CAPACITY);
+        }
+        Ok(value)
+    }
+}
+
 fn one<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ProtocolError> {
     let mut values = headers.get_all(name).iter();
     let value = values.next().ok_or(ProtocolError::MissingHeader { name })?;
@@ -282,7 +413,9 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ProtocolError {
 }
 
 fn hash(text: &str) -> Option<[u8; 32]> {
-    hex::decode(text).ok()?.try_into().ok()
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 #[cfg(test)]
@@ -381,5 +514,105 @@ mod tests {
         write_certificate_status(&mut headers, SIGNER_CERTIFICATE_STATUS, None);
         headers.insert(SIGNER_CERTIFICATE_STATUS, HeaderValue::from_static("%%"));
         assert!(read_certificate_status(&headers, SIGNER_CERTIFICATE_STATUS).is_err());
+    }
+
+    #[test]
+    fn a_remembered_chain_is_what_its_headers_decode_to() {
+        let memo = ChainMemo::new();
+        let mut headers = HeaderMap::new();
+        let first = sample();
+        first.write(&mut headers);
+        for _ in 0..2 {
+            assert_eq!(
+                SignatureEnvelope::read_remembered(&headers, &memo).unwrap(),
+                first
+            );
+        }
+        // The same signer chain but its intermediate changed: decoded anew, not matched on the
+        // first certificate alone.
+        let second = SignatureEnvelope {
+            signer_chain: SignerChain::new(vec![vec![4, 5], vec![9, 9]]),
+            ..sample()
+        };
+        second.write(&mut headers);
+        assert_eq!(
+            SignatureEnvelope::read_remembered(&headers, &memo).unwrap(),
+            second
+        );
+        // A chain of one certificate is not the start of a remembered chain of two.
+        let third = SignatureEnvelope {
+            signer_chain: SignerChain::new(vec![vec![4, 5]]),
+            ..sample()
+        };
+        third.write(&mut headers);
+        assert_eq!(
+            SignatureEnvelope::read_remembered(&headers, &memo).unwrap(),
+            third
+        );
+        headers.append(SIGNER_CERTIFICATE, HeaderValue::from_static("%%"));
+        assert!(SignatureEnvelope::read_remembered(&headers, &memo).is_err());
+        headers.remove(SIGNER_CERTIFICATE);
+        assert_eq!(
+            SignatureEnvelope::read_remembered(&headers, &memo),
+            Err(ProtocolError::MissingHeader {
+                name: SIGNER_CERTIFICATE
+            })
+        );
+        assert_eq!(memo.0.0.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_remembered_status_is_what_its_header_decodes_to() {
+        let memo = StatusMemo::new();
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            memo.certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+            Ok(None)
+        );
+        for der in [[0x30, 3, 1], [0x30, 3, 2], [0x30, 3, 1]] {
+            write_certificate_status(&mut headers, SIGNER_CERTIFICATE_STATUS, Some(&der));
+            assert_eq!(
+                memo.certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+                Ok(Some(der.to_vec()))
+            );
+        }
+        headers.append(SIGNER_CERTIFICATE_STATUS, HeaderValue::from_static("MAMB"));
+        assert_eq!(
+            memo.certificate_status(&headers, SIGNER_CERTIFICATE_STATUS),
+            Err(ProtocolError::RepeatedHeader {
+                name: SIGNER_CERTIFICATE_STATUS
+            })
+        );
+        headers.insert(SIGNER_CERTIFICATE_STATUS, HeaderValue::from_static("%%"));
+        assert!(
+            memo.certificate_status(&headers, SIGNER_CERTIFICATE_STATUS)
+                .is_err()
+        );
+        assert_eq!(memo.0.0.lock().unwrap().len(), 2, "errors are not kept");
+
+        // Bounded: in count, and in the size of what is kept.
+        for n in 0..=MEMO_CAPACITY {
+            let der = [0x30, 2, (n >> 8) as u8, n as u8];
+            write_certificate_status(&mut headers, AUTH_CERTIFICATE_STATUS, Some(&der));
+            assert_eq!(
+                memo.certificate_status(&headers, AUTH_CERTIFICATE_STATUS),
+                Ok(Some(der.to_vec()))
+            );
+        }
+        assert_eq!(memo.0.0.lock().unwrap().len(), MEMO_CAPACITY);
+        let large = vec![7; MEMO_MAX_VALUE_BYTES];
+        write_certificate_status(&mut headers, AUTH_CERTIFICATE_STATUS, Some(&large));
+        assert_eq!(
+            memo.certificate_status(&headers, AUTH_CERTIFICATE_STATUS),
+            Ok(Some(large))
+        );
+        assert!(
+            memo.0
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(value, _)| value.len() <= MEMO_MAX_VALUE_BYTES)
+        );
     }
 }

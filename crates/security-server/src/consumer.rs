@@ -310,12 +310,15 @@ async fn consume(
             format!("request hash {bound_hash:?}, expected {request_hash_text:?}"),
         ));
     }
-    let response_envelope = SignatureEnvelope::read(&response_parts.headers).map_err(|error| {
-        Fault::new(
-            FaultCode::ClientProxyInvalidSignatureValue,
-            format!("response signature: {error}"),
-        )
-    })?;
+    let response_envelope =
+        SignatureEnvelope::read_remembered(&response_parts.headers, &shared.chains).map_err(
+            |error| {
+                Fault::new(
+                    FaultCode::ClientProxyInvalidSignatureValue,
+                    format!("response signature: {error}"),
+                )
+            },
+        )?;
     let response_forwarded = forwardable(&response_parts.headers);
     let response_body = Digested::new(response_body);
     let response_input = ResponseSigningInput {

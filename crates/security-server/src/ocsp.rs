@@ -206,6 +206,8 @@ enum Checked {
 /// Verifies stapled responses, remembering good ones per (configuration, certificate, staple).
 pub(crate) struct StatusVerifier {
     cache: Mutex<HashMap<[u8; 32], Checked>>,
+    /// The staples peers send, decoded (they repeat on every message until refreshed).
+    decoded: passerelle_protocol::envelope::StatusMemo,
 }
 
 /// Beyond this many remembered verdicts the cache starts over (a handful per peer is normal).
@@ -225,12 +227,14 @@ impl StatusVerifier {
         now: SystemTime,
     ) -> Result<PeerStaples, Fault> {
         let stapled = |name: &'static str| {
-            passerelle_protocol::envelope::read_certificate_status(headers, name).map_err(|error| {
-                Fault::new(
-                    verifier.invalid_status(),
-                    format!("certificate status: {error}"),
-                )
-            })
+            self.decoded
+                .certificate_status(headers, name)
+                .map_err(|error| {
+                    Fault::new(
+                        verifier.invalid_status(),
+                        format!("certificate status: {error}"),
+                    )
+                })
         };
         let staples = PeerStaples {
             signer: stapled(passerelle_protocol::envelope::SIGNER_CERTIFICATE_STATUS)?,
@@ -249,6 +253,7 @@ impl StatusVerifier {
     pub(crate) fn new() -> Self {
         Self {
             cache: Mutex::new(HashMap::new()),
+            decoded: passerelle_protocol::envelope::StatusMemo::new(),
         }
     }
 

@@ -174,12 +174,13 @@ async fn provide(
         })
         .map(Digested::new)?;
     // 4. The signature.
-    let envelope = SignatureEnvelope::read(&parts.headers).map_err(|error| {
-        Fault::new(
-            FaultCode::ServerProxyInvalidSignatureValue,
-            format!("request signature: {error}"),
-        )
-    })?;
+    let envelope =
+        SignatureEnvelope::read_remembered(&parts.headers, &shared.chains).map_err(|error| {
+            Fault::new(
+                FaultCode::ServerProxyInvalidSignatureValue,
+                format!("request signature: {error}"),
+            )
+        })?;
     let path_and_query = parts
         .uri
         .path_and_query()

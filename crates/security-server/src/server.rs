@@ -14,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use passerelle_ids::{FaultCode, MemberId, SecurityServerId};
 use passerelle_pki::Certificate;
+use passerelle_protocol::envelope::ChainMemo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) backend: Client<HttpConnector, Body>,
     pub(crate) replay: ReplayCache,
     pub(crate) roots: RootCache,
+    /// The signer chains peers send, decoded (they repeat on every message).
+    pub(crate) chains: ChainMemo,
     pub(crate) metrics: Arc<Metrics>,
     /// This server's own OCSP responses, stapled to what it sends.
     pub(crate) own_status: OwnStatuses,
@@ -186,6 +189,7 @@ pub async fn start(config: ServerConfig, deps: Deps) -> Result<RunningServer, Se
         ),
         replay: ReplayCache::new(config.limits.clock_skew, 1_000_000),
         roots: RootCache::new(10_000),
+        chains: ChainMemo::new(),
         config: RwLock::new(Arc::new(config.clone())),
         conf: deps.conf,
         log: deps.log,
