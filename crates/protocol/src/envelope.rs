@@ -103,9 +103,12 @@ impl SignatureEnvelope {
     /// push the certificate chain and the stapled statuses, which repeat, out of the HPACK
     /// table.
     pub fn write(&self, headers: &mut HeaderMap) {
+        // Room for all of them at once rather than growing the map as they are added.
+        headers.reserve(7 + self.signer_chain.0.len());
         let mut set = |name: &'static str, value: String, varies: bool| {
-            // Every value written here is ASCII (decimal, hex, base64 or a fixed name).
-            if let Ok(mut value) = HeaderValue::from_str(&value) {
+            // Every value written here is ASCII (decimal, hex, base64 or a fixed name); the
+            // string becomes the value's bytes without a copy.
+            if let Ok(mut value) = HeaderValue::try_from(value) {
                 value.set_sensitive(varies);
                 headers.insert(HeaderName::from_static(name), value);
             }
