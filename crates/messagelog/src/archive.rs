@@ -296,7 +296,7 @@ mod erased {
     }
     impl<T: serde::Serialize> Json for T {
         fn to_json(&self) -> Result<Vec<u8>, String> {
-            serde_json::to_vec(self).map_err(|e| e.to_string())
+            crate::json::to_vec(self).map_err(|e| e.to_string())
         }
     }
 }

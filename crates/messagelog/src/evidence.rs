@@ -478,11 +478,16 @@ mod tests {
     #[test]
     fn a_reference_round_trips_and_bytes_stay_base64() {
         let hash = Sha256Hash::of(b"certificate");
-        let json = serde_json::to_string(&Evidence::Stored(hash)).unwrap_or_default();
+        let json =
+            String::from_utf8(crate::json::to_vec(&Evidence::Stored(hash)).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(json, format!("\"sha256:{hash}\""));
         let back: Evidence = serde_json::from_str(&json).unwrap_or(Evidence::Der(Vec::new()));
         assert_eq!(back, Evidence::Stored(hash));
-        let inline = serde_json::to_string(&Evidence::Der(b"abc".to_vec())).unwrap_or_default();
+        let inline = String::from_utf8(
+            crate::json::to_vec(&Evidence::Der(b"abc".to_vec())).unwrap_or_default(),
+        )
+        .unwrap_or_default();
         assert_eq!(inline, "\"YWJj\"");
         assert!(serde_json::from_str::<Evidence>("\"sha256:00\"").is_err());
     }

@@ -78,15 +78,15 @@ impl<'de> serde::Deserialize<'de> for Sha256Hash {
     }
 }
 
-/// Serde helpers: byte strings as standard base64, encoded straight into the output (no
-/// intermediate string: bodies and certificates are most of a record's bytes).
+/// Serde helpers: byte strings as standard base64. They are serialized as bytes, which
+/// [`crate::json`] writes as base64 strings straight into the output (bodies and certificates
+/// are most of a record's bytes); they read back from base64 strings.
 pub(crate) mod base64_bytes {
     use base64::Engine as _;
-    use base64::display::Base64Display;
     use base64::engine::general_purpose::STANDARD;
 
     pub(crate) fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&Base64Display::new(bytes, &STANDARD))
+        s.serialize_bytes(bytes)
     }
 
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -125,7 +125,7 @@ mod tests {
             maybe: Some(bytes[..4999].to_vec().into()),
             many: vec![bytes[..4998].to_vec().into(), Vec::new().into()],
         };
-        let json = serde_json::to_string(&sample).unwrap();
+        let json = String::from_utf8(crate::json::to_vec(&sample).unwrap()).unwrap();
         let expected = format!(
             r#"{{"hash":"{}","one":"{}","maybe":"{}","many":["{}",""]}}"#,
             hex::encode(hash.0),

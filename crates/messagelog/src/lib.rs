@@ -31,6 +31,7 @@ mod export;
 mod frame;
 mod hash;
 mod index;
+pub mod json;
 mod keys;
 mod log;
 mod message_ids;

@@ -552,7 +552,7 @@ impl MessageLog {
             EntryBody::Exchange(record) => record.json_size_hint(),
             EntryBody::Checkpoint(_) => 1024,
         });
-        serde_json::to_writer(&mut body_json, &body).map_err(|e| LogError::Encode {
+        crate::json::to_writer(&mut body_json, &body).map_err(|e| LogError::Encode {
             message_id: label.to_owned(),
             message: e.to_string(),
         })?;
@@ -1050,7 +1050,7 @@ mod tests {
         let mut frames = Vec::new();
         for index in 0..3 {
             // As an earlier version wrote them: format 1, the certificate inline (base64).
-            let body = serde_json::to_vec(&EntryBody::Exchange(Box::new(with_peer(
+            let body = crate::json::to_vec(&EntryBody::Exchange(Box::new(with_peer(
                 index,
                 b"an old peer certificate",
             ))))

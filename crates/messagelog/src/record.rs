@@ -32,7 +32,8 @@ impl Side {
 }
 
 /// One exchange as seen by one side: metadata, and for the request and the response the signed
-/// evidence and the (sealed) body.
+/// evidence and the (sealed) body. Its byte strings are written as base64 by [`crate::json`]
+/// (not by a plain `serde_json::to_vec`, which would write arrays of numbers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRecord {

@@ -220,7 +220,7 @@ pub fn extract_exchange(
             files.push(path);
             Ok(())
         };
-        let record_json = serde_json::to_vec_pretty(&entry).map_err(|e| LogError::Archive {
+        let record_json = crate::json::to_vec_pretty(&entry).map_err(|e| LogError::Archive {
             path: archive.to_owned(),
             message: e.to_string(),
         })?;
@@ -241,10 +241,11 @@ pub fn extract_exchange(
                 let chain: String = chain.into_iter().map(to_pem).collect();
                 put(part_dir.join("chain.pem"), chain.as_bytes())?;
                 if let Some(batch) = &evidence.batch {
-                    let json = serde_json::to_vec_pretty(batch).map_err(|e| LogError::Archive {
-                        path: archive.to_owned(),
-                        message: e.to_string(),
-                    })?;
+                    let json =
+                        crate::json::to_vec_pretty(batch).map_err(|e| LogError::Archive {
+                            path: archive.to_owned(),
+                            message: e.to_string(),
+                        })?;
                     put(part_dir.join("batch.json"), &json)?;
                 }
             }
