@@ -4,6 +4,7 @@
 //! Everything except the bodies is stored in clear so that the chain, the signatures and the
 //! time-stamps can be checked without the body key.
 
+use bytes::Bytes;
 use passerelle_ids::{ServiceId, SubsystemId};
 use passerelle_pki::digest::Digested;
 use passerelle_pki::merkle::InclusionProof;
@@ -225,9 +226,10 @@ pub enum Body {
     },
     /// Input only: a plaintext body handed to [`crate::MessageLog::append`], which seals it under
     /// the current key before anything is written, and whose digest becomes the part's
-    /// `body_digest`. It can never be serialized.
+    /// `body_digest`. It can never be serialized. The bytes are shared with the caller (the body
+    /// it forwarded), not copied.
     #[serde(skip)]
-    Plain(Digested<Vec<u8>>),
+    Plain(Digested<Bytes>),
 }
 
 /// A batch time-stamp over the entries `first_sequence..=last_sequence`.

@@ -67,14 +67,6 @@ impl<B: AsRef<[u8]>> Digested<B> {
     pub fn into_bytes(self) -> B {
         self.bytes
     }
-
-    /// A copy of the bytes, with the digest carried over rather than computed again.
-    pub fn to_vec(&self) -> Digested<Vec<u8>> {
-        Digested {
-            bytes: self.bytes.as_ref().to_vec(),
-            sha256: self.sha256,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -96,6 +88,6 @@ mod tests {
         assert_eq!(incremental.finish(), sha256(b"abc"));
         let digested = Digested::new(b"abc".to_vec());
         assert_eq!(digested.sha256(), &sha256(b"abc"));
-        assert_eq!(digested.to_vec(), digested);
+        assert_eq!(digested.bytes(), b"abc");
     }
 }

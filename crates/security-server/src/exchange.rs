@@ -113,7 +113,7 @@ impl SignedPart<'_> {
             body_digest: Sha256Hash(*self.body.sha256()),
             body_size: u64::try_from(self.body.bytes().len()).unwrap_or(u64::MAX),
             body: if self.keep_body {
-                Body::Plain(self.body.to_vec())
+                Body::Plain(self.body.clone())
             } else {
                 Body::Absent
             },

@@ -106,7 +106,7 @@ fn part(
         body: if metadata_only {
             Body::Absent
         } else {
-            Body::Plain(Digested::new(body.to_vec()))
+            Body::Plain(Digested::new(bytes::Bytes::copy_from_slice(body)))
         },
     }
 }
