@@ -189,4 +189,41 @@ async fn metaservices_list_allowed_and_openapi_without_servers() {
         !text.contains("10.0.0.7") && !text.contains("servers"),
         "server URLs are stripped: {text}"
     );
+
+    // A document the provider fetches from the service's `openapi_url`, stripped the same way.
+    let fetched = federation
+        .call_as_school(
+            "GET",
+            "/r1/DEV/GOV/HEALTH/patients/getOpenAPI?serviceCode=records",
+            b"",
+        )
+        .await;
+    assert_eq!(fetched.status, 200, "{fetched:?}");
+    let text = String::from_utf8_lossy(&fetched.body);
+    assert!(text.contains("/v1/children/{id}"), "{text}");
+    assert!(
+        !text.contains("servers"),
+        "server URLs are stripped: {text}"
+    );
+    assert!(
+        federation
+            .seen_paths()
+            .iter()
+            .any(|path| path == "/openapi.json"),
+        "fetched from the backend"
+    );
+    // One that cannot be fetched is the service's failure, not the caller's.
+    let unreachable = federation
+        .call_as_school(
+            "GET",
+            "/r1/DEV/GOV/HEALTH/patients/getOpenAPI?serviceCode=down",
+            b"",
+        )
+        .await;
+    assert_eq!(
+        unreachable.fault().as_deref(),
+        Some("Server.ServerProxy.ServiceFailed"),
+        "{unreachable:?}"
+    );
+    assert_eq!(unreachable.status, 502);
 }

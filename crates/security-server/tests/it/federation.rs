@@ -70,6 +70,8 @@ pub(crate) struct Options {
     pub(crate) extra_health_toml: String,
     /// The education (consumer) server's `[limits] max_connections`.
     pub(crate) consumer_max_connections: Option<usize>,
+    /// The education (consumer) server's `[limits] total_timeout_ms` (5000 when `None`).
+    pub(crate) consumer_total_timeout_ms: Option<u64>,
 }
 
 pub(crate) fn issue(ca: &DevCa, dir: &Path, name: &str, profile: LeafProfile) -> KeyPair {
@@ -101,8 +103,11 @@ pub(crate) fn sign_profile(member: &str) -> LeafProfile {
     }
 }
 
-/// Starts a backend: `/api/error/...` answers 404, `/slow/...` never answers, anything else
-/// echoes the request as JSON.
+/// An OpenAPI document naming a server, as a backend would publish it.
+const OPENAPI_DOCUMENT: &str = r#"{"openapi":"3.0.0","servers":[{"url":"http://10.0.0.7:9000"}],"paths":{"/v1/children/{id}":{"get":{}}}}"#;
+
+/// Starts a backend: `/api/error/...` answers 404, `/slow/...` never answers, `/openapi.json`
+/// answers [`OPENAPI_DOCUMENT`], anything else echoes the request as JSON.
 async fn backend(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -135,7 +140,11 @@ async fn backend(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
                         if path_and_query.starts_with("/slow") {
                             std::future::pending::<()>().await;
                         }
-                        let mut response = if path_and_query.starts_with("/api/error") {
+                        let mut response = if path_and_query == "/openapi.json" {
+                            hyper::Response::new(Full::new(Bytes::from_static(
+                                OPENAPI_DOCUMENT.as_bytes(),
+                            )))
+                        } else if path_and_query.starts_with("/api/error") {
                             let mut response = hyper::Response::new(Full::new(Bytes::from_static(
                                 br#"{"error":"no such child"}"#,
                             )));
@@ -211,11 +220,7 @@ impl Federation {
         );
         let seen = Arc::new(Mutex::new(Vec::new()));
         let backend = backend(Arc::clone(&seen)).await;
-        std::fs::write(
-            dir.path().join("openapi.json"),
-            r#"{"openapi":"3.0.0","servers":[{"url":"http://10.0.0.7:9000"}],"paths":{"/v1/children/{id}":{"get":{}}}}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("openapi.json"), OPENAPI_DOCUMENT).unwrap();
 
         let d = dir.path().display();
         let max_body = options
@@ -254,6 +259,7 @@ endpoints = [{{ method = "GET", path = "/v1/children/*" }}, {{ method = "POST", 
 [[services]]
 id = "DEV/GOV/HEALTH/patients/records"
 backend = "http://{backend}/api"
+openapi_url = "http://{backend}/openapi.json"
 
 [[services]]
 id = "DEV/GOV/HEALTH/patients/slow"
@@ -263,6 +269,7 @@ timeout_ms = 300
 [[services]]
 id = "DEV/GOV/HEALTH/patients/down"
 backend = "http://127.0.0.1:{down}/api"
+openapi_url = "http://127.0.0.1:{down}/openapi.json"
 
 [[services]]
 id = "DEV/GOV/HEALTH/patients/closed"
@@ -320,8 +327,9 @@ server = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 
 [limits]
-total_timeout_ms = 5000
+total_timeout_ms = {total_timeout_ms}
 {max_body}{max_connections}"#,
+            total_timeout_ms = options.consumer_total_timeout_ms.unwrap_or(5000),
             max_connections = options
                 .consumer_max_connections
                 .map(|limit| format!("\nmax_connections = {limit}\n"))

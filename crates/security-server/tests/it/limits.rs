@@ -86,6 +86,35 @@ async fn client_side_refusals() {
     assert!(federation.seen_paths().is_empty());
 }
 
+/// The consumer gives up on a provider that does not answer within its `total_timeout_ms`
+/// (here before the provider's own service timeout), answers the caller with
+/// `Server.ClientProxy.Timeout`, and goes on serving.
+#[tokio::test]
+async fn a_provider_that_does_not_answer_in_time_is_a_client_proxy_timeout() {
+    let federation = Federation::start(Options {
+        consumer_total_timeout_ms: Some(100),
+        ..Options::default()
+    })
+    .await;
+    let slow = federation
+        .call_as_school("GET", "/r1/DEV/GOV/HEALTH/patients/slow/x", b"")
+        .await;
+    assert_eq!(
+        slow.fault().as_deref(),
+        Some("Server.ClientProxy.Timeout"),
+        "{slow:?}"
+    );
+    // Not the provider's 300 ms service timeout, which answers ServiceTimeout.
+    assert_eq!(slow.status, 504);
+    assert_eq!(
+        federation
+            .call_as_school("GET", VACCINATIONS, b"")
+            .await
+            .status,
+        200
+    );
+}
+
 #[tokio::test]
 async fn backend_down_slow_and_disabled() {
     let federation = Federation::start(Options::default()).await;
