@@ -516,6 +516,12 @@ impl Reply {
         );
         Some(code)
     }
+
+    /// Asserts that this is the gateway error `code` with HTTP status `status`.
+    pub(crate) fn assert_fault(&self, code: &str, status: u16) {
+        assert_eq!(self.fault().as_deref(), Some(code), "{self:?}");
+        assert_eq!(self.status, status, "{code}");
+    }
 }
 
 /// Sends raw HTTP/1.1 bytes (so any request target can be tried) and parses the answer.
