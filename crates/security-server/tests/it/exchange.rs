@@ -175,36 +175,24 @@ async fn metaservices_list_allowed_and_openapi_without_servers() {
         .await;
     assert_eq!(codes(&allowed), ["down", "records", "slow", "vaccinations"]);
 
-    let openapi = federation
-        .call_as_school(
-            "GET",
-            "/r1/DEV/GOV/HEALTH/patients/getOpenAPI?serviceCode=vaccinations",
-            b"",
-        )
-        .await;
-    assert_eq!(openapi.status, 200, "{openapi:?}");
-    let text = String::from_utf8_lossy(&openapi.body);
-    assert!(text.contains("/v1/children/{id}"), "{text}");
-    assert!(
-        !text.contains("10.0.0.7") && !text.contains("servers"),
-        "server URLs are stripped: {text}"
-    );
-
-    // A document the provider fetches from the service's `openapi_url`, stripped the same way.
-    let fetched = federation
-        .call_as_school(
-            "GET",
-            "/r1/DEV/GOV/HEALTH/patients/getOpenAPI?serviceCode=records",
-            b"",
-        )
-        .await;
-    assert_eq!(fetched.status, 200, "{fetched:?}");
-    let text = String::from_utf8_lossy(&fetched.body);
-    assert!(text.contains("/v1/children/{id}"), "{text}");
-    assert!(
-        !text.contains("servers"),
-        "server URLs are stripped: {text}"
-    );
+    // One document from the service's `openapi_file`, one the provider fetches from its
+    // `openapi_url`: both stripped of their server URLs.
+    for service in ["vaccinations", "records"] {
+        let openapi = federation
+            .call_as_school(
+                "GET",
+                &format!("/r1/DEV/GOV/HEALTH/patients/getOpenAPI?serviceCode={service}"),
+                b"",
+            )
+            .await;
+        assert_eq!(openapi.status, 200, "{service}: {openapi:?}");
+        let text = String::from_utf8_lossy(&openapi.body);
+        assert!(text.contains("/v1/children/{id}"), "{service}: {text}");
+        assert!(
+            !text.contains("10.0.0.7") && !text.contains("servers"),
+            "{service}: server URLs are stripped: {text}"
+        );
+    }
     assert!(
         federation
             .seen_paths()

@@ -427,6 +427,18 @@ total_timeout_ms = {total_timeout_ms}
         self.call(method, target, &[("X-Road-Client", CLIENT)], body)
             .await
     }
+
+    /// Asserts that an ordinary call still succeeds (after a failure that must not stick).
+    pub(crate) async fn assert_still_serves(&self) {
+        let reply = self
+            .call_as_school(
+                "GET",
+                "/r1/DEV/GOV/HEALTH/patients/vaccinations/v1/children/1",
+                b"",
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
 }
 
 pub(crate) fn global_conf(
