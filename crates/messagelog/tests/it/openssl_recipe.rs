@@ -3,6 +3,9 @@
 use std::process::Command;
 use std::time::SystemTime;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use passerelle_messagelog::{ExportFilter, KeyRing, extract_exchange};
 
 use crate::common::{key_ring, open, record, signer};
@@ -58,6 +61,18 @@ fn the_documented_recipe_holds() {
     .unwrap();
     let part = extracted[0].dir.join("response");
     assert_eq!(extracted[0].dir.file_name().unwrap(), "provider-1");
+    // The record beside the files: byte strings as base64 text, as in the log.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(extracted[0].dir.join("record.json")).unwrap())
+            .unwrap();
+    let signing_input = &record["entry"]["response"]["signing_input"];
+    assert_eq!(
+        signing_input
+            .as_str()
+            .map(|text| STANDARD.decode(text).unwrap()),
+        Some(std::fs::read(part.join("signing-input.bin")).unwrap()),
+        "{record}"
+    );
 
     let run = || {
         Command::new("sh")
