@@ -225,25 +225,113 @@ impl HashMemo {
 }
 
 /// The evidence frames of an archive read so far, by the SHA-256 of their bytes.
+///
+/// An archive carries each piece once, before the first entry that names it, and later entries
+/// may name it again, so every piece is kept until the end. A long archive of a server with many
+/// peers carries a new OCSP response per peer and refresh (about 2 KB, twice an hour with the
+/// default freshness): a year of a hundred peers is gigabytes. So the bytes go to an anonymous
+/// temporary file, and memory holds their places (about 80 bytes a piece) and the last
+/// [`RECENT_PIECES`] pieces read, which are what the next records name. A piece read back is
+/// checked against its hash like any other.
 #[derive(Default)]
 pub(crate) struct EvidenceFrames {
-    by_hash: HashMap<Sha256Hash, Vec<u8>>,
+    /// Where each piece is: in the spill file, or in memory when the spill file could not be
+    /// written.
+    at: HashMap<Sha256Hash, Place>,
+    spill: Option<Spill>,
+    recent: Mutex<VecDeque<(Sha256Hash, Vec<u8>)>>,
+}
+
+/// How many pieces read back are kept in memory.
+const RECENT_PIECES: usize = 32;
+
+enum Place {
+    Spilled { offset: u64, len: usize },
+    Held(Vec<u8>),
+}
+
+struct Spill {
+    file: File,
+    end: u64,
 }
 
 impl EvidenceFrames {
     pub(crate) fn add(&mut self, der: Vec<u8>) {
-        self.by_hash.insert(Sha256Hash::of(&der), der);
+        let hash = Sha256Hash::of(&der);
+        if self.at.contains_key(&hash) {
+            return;
+        }
+        let place = match self.spill_piece(&der) {
+            Ok(place) => place,
+            Err(error) => {
+                tracing::warn!(%error, "cannot spill archive evidence to a temporary file; keeping it in memory");
+                Place::Held(der)
+            }
+        };
+        self.at.insert(hash, place);
+    }
+
+    fn spill_piece(&mut self, der: &[u8]) -> std::io::Result<Place> {
+        use std::os::unix::fs::FileExt as _;
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(Spill {
+                file: tempfile::tempfile()?,
+                end: 0,
+            }),
+        };
+        let offset = spill.end;
+        spill.file.write_all_at(der, offset)?;
+        spill.end += der.len() as u64;
+        Ok(Place::Spilled {
+            offset,
+            len: der.len(),
+        })
+    }
+
+    /// The bytes of the piece `hash`, if an earlier frame carried it.
+    fn get(&self, hash: &Sha256Hash) -> Result<Vec<u8>, String> {
+        use std::os::unix::fs::FileExt as _;
+        let not_carried =
+            || format!("it names evidence sha256:{hash} that the archive does not carry");
+        let (offset, len) = match self.at.get(hash).ok_or_else(not_carried)? {
+            Place::Held(der) => return Ok(der.clone()),
+            Place::Spilled { offset, len } => (*offset, *len),
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = recent.iter().position(|(known, _)| known == hash)
+            && let Some(found) = recent.remove(at)
+        {
+            let der = found.1.clone();
+            recent.push_front(found);
+            return Ok(der);
+        }
+        let unreadable = |reason: String| {
+            format!(
+                "evidence sha256:{hash} cannot be read back from the verifier's temporary file: {reason}"
+            )
+        };
+        let file = &self
+            .spill
+            .as_ref()
+            .ok_or_else(|| unreadable("there is none".to_owned()))?
+            .file;
+        let mut der = vec![0; len];
+        file.read_exact_at(&mut der, offset)
+            .map_err(|error| unreadable(error.to_string()))?;
+        if Sha256Hash::of(&der) != *hash {
+            return Err(unreadable("its bytes changed".to_owned()));
+        }
+        recent.push_front((*hash, der.clone()));
+        recent.truncate(RECENT_PIECES);
+        Ok(der)
     }
 
     /// Puts the bytes in place of each reference of an exchange entry; fails on the first
     /// reference to evidence no earlier frame carried.
     pub(crate) fn resolve(&self, entry: &mut Entry) -> Result<(), String> {
         if let EntryBody::Exchange(record) = &mut entry.entry {
-            record.resolve_evidence(|hash| {
-                self.by_hash.get(hash).cloned().ok_or_else(|| {
-                    format!("it names evidence sha256:{hash} that the archive does not carry")
-                })
-            })?;
+            record.resolve_evidence(|hash| self.get(hash))?;
         }
         Ok(())
     }
@@ -472,7 +560,9 @@ pub(crate) fn read_stored(log_dir: &Path, hash: &Sha256Hash) -> Result<Option<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::{Evidence, EvidenceStore, HashMemo, read_stored};
+    use super::{
+        Evidence, EvidenceFrames, EvidenceStore, HashMemo, Place, RECENT_PIECES, read_stored,
+    };
     use crate::hash::Sha256Hash;
 
     #[test]
@@ -549,5 +639,42 @@ mod tests {
         let store = EvidenceStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(store.known.contains(&hash));
         assert!(!dir.path().join("evidence").join("x.tmp").exists());
+    }
+
+    #[test]
+    fn an_archives_evidence_is_kept_out_of_memory_and_read_back_whole() {
+        let pieces: Vec<Vec<u8>> = (0..3 * RECENT_PIECES)
+            .map(|n| format!("certificate status {n}").repeat(n + 1).into_bytes())
+            .collect();
+        let mut frames = EvidenceFrames::default();
+        for piece in &pieces {
+            frames.add(piece.clone());
+            // Carried twice: kept once.
+            frames.add(piece.clone());
+        }
+        assert_eq!(frames.at.len(), pieces.len());
+        assert!(
+            frames
+                .at
+                .values()
+                .all(|place| matches!(place, Place::Spilled { .. }))
+        );
+        // Read in an order the recent pieces do not cover, and again.
+        for round in 0..2 {
+            for piece in pieces.iter().rev().chain(pieces.iter().step_by(7)) {
+                assert_eq!(
+                    frames.get(&Sha256Hash::of(piece)).as_deref(),
+                    Ok(piece.as_slice()),
+                    "round {round}"
+                );
+            }
+        }
+        assert!(frames.recent.lock().unwrap().len() <= RECENT_PIECES);
+        let absent = Sha256Hash::of(b"never carried");
+        assert!(
+            frames
+                .get(&absent)
+                .is_err_and(|error| error.contains("does not carry"))
+        );
     }
 }
