@@ -202,7 +202,7 @@ pub(crate) fn named_in(content: &[u8]) -> Result<Vec<Sha256Hash>, String> {
 /// than hashing them again for every record.
 #[derive(Default)]
 pub(crate) struct HashMemo {
-    recent: Mutex<VecDeque<(Vec<u8>, Sha256Hash)>>,
+    recent: Recent<(Vec<u8>, Sha256Hash), { HashMemo::CAPACITY }>,
 }
 
 impl HashMemo {
@@ -211,16 +211,54 @@ impl HashMemo {
     const CAPACITY: usize = 32;
 
     pub(crate) fn hash(&self, der: &[u8]) -> Sha256Hash {
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(&(_, hash)) = recent.iter().find(|(seen, _)| seen.as_slice() == der) {
-            return hash;
+        let found: Result<_, std::convert::Infallible> = self.recent.find_or_insert(
+            |(seen, _)| seen.as_slice() == der,
+            || Ok((der.to_vec(), Sha256Hash::of(der))),
+            |(_, hash)| *hash,
+        );
+        match found {
+            Ok(hash) => hash,
         }
-        let hash = Sha256Hash::of(der);
-        if recent.len() == Self::CAPACITY {
-            recent.pop_back();
+    }
+}
+
+/// At most `N` values, the most recently used first.
+struct Recent<T, const N: usize>(Mutex<VecDeque<T>>);
+
+impl<T, const N: usize> Default for Recent<T, N> {
+    fn default() -> Self {
+        Self(Mutex::new(VecDeque::new()))
+    }
+}
+
+impl<T, const N: usize> Recent<T, N> {
+    /// What `read` takes from the first value `matches` accepts (which moves to the front), or
+    /// else from the value `make` makes, which is put in front (the least recently used beyond
+    /// `N` is forgotten). `make` runs without the lock; its errors are not kept.
+    fn find_or_insert<R, E>(
+        &self,
+        matches: impl Fn(&T) -> bool,
+        make: impl FnOnce() -> Result<T, E>,
+        read: impl Fn(&T) -> R,
+    ) -> Result<R, E> {
+        {
+            let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = recent.iter().position(&matches)
+                && let Some(found) = recent.remove(at)
+            {
+                let value = read(&found);
+                recent.push_front(found);
+                return Ok(value);
+            }
         }
-        recent.push_front((der.to_vec(), hash));
-        hash
+        let made = make()?;
+        let value = read(&made);
+        let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !recent.iter().any(&matches) {
+            recent.push_front(made);
+            recent.truncate(N);
+        }
+        Ok(value)
     }
 }
 
@@ -239,7 +277,7 @@ pub(crate) struct EvidenceFrames {
     /// written.
     at: HashMap<Sha256Hash, Place>,
     spill: Option<Spill>,
-    recent: Mutex<VecDeque<(Sha256Hash, Vec<u8>)>>,
+    recent: Recent<(Sha256Hash, Vec<u8>), RECENT_PIECES>,
 }
 
 /// How many pieces read back are kept in memory.
@@ -298,33 +336,29 @@ impl EvidenceFrames {
             Place::Held(der) => return Ok(der.clone()),
             Place::Spilled { offset, len } => (*offset, *len),
         };
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = recent.iter().position(|(known, _)| known == hash)
-            && let Some(found) = recent.remove(at)
-        {
-            let der = found.1.clone();
-            recent.push_front(found);
-            return Ok(der);
-        }
         let unreadable = |reason: String| {
             format!(
                 "evidence sha256:{hash} cannot be read back from the verifier's temporary file: {reason}"
             )
         };
-        let file = &self
-            .spill
-            .as_ref()
-            .ok_or_else(|| unreadable("there is none".to_owned()))?
-            .file;
-        let mut der = vec![0; len];
-        file.read_exact_at(&mut der, offset)
-            .map_err(|error| unreadable(error.to_string()))?;
-        if Sha256Hash::of(&der) != *hash {
-            return Err(unreadable("its bytes changed".to_owned()));
-        }
-        recent.push_front((*hash, der.clone()));
-        recent.truncate(RECENT_PIECES);
-        Ok(der)
+        self.recent.find_or_insert(
+            |(known, _)| known == hash,
+            || {
+                let file = &self
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| unreadable("there is none".to_owned()))?
+                    .file;
+                let mut der = vec![0; len];
+                file.read_exact_at(&mut der, offset)
+                    .map_err(|error| unreadable(error.to_string()))?;
+                if Sha256Hash::of(&der) != *hash {
+                    return Err(unreadable("its bytes changed".to_owned()));
+                }
+                Ok((*hash, der))
+            },
+            |(_, der)| der.clone(),
+        )
     }
 
     /// Puts the bytes in place of each reference of an exchange entry; fails on the first
@@ -669,7 +703,7 @@ mod tests {
                 );
             }
         }
-        assert!(frames.recent.lock().unwrap().len() <= RECENT_PIECES);
+        assert!(frames.recent.0.lock().unwrap().len() <= RECENT_PIECES);
         let absent = Sha256Hash::of(b"never carried");
         assert!(
             frames
