@@ -237,10 +237,13 @@ async fn provide(
         ));
     }
     // 6. Not a replay: the signed ids of one exchange are accepted once.
-    if !shared
-        .replay
-        .first_use(&client, &format!("{message_id}\n{request_id}"), now)
-    {
+    if !shared.replay.first_use(
+        &client,
+        message_id.as_str(),
+        request_id.as_str(),
+        envelope.signing_time,
+        now,
+    ) {
         return Err(Fault::new(
             FaultCode::ServerProxyDuplicateMessage,
             format!("message {message_id} was already accepted"),

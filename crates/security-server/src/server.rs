@@ -27,7 +27,7 @@ use crate::http_util::Body;
 use crate::metrics::Metrics;
 use crate::ocsp::{OwnStatuses, Role as CertificateRole, StatusVerifier};
 use crate::peers::PeerPool;
-use crate::replay::ReplayCache;
+use crate::replay::{REPLAY_CAPACITY, ReplayCache};
 use crate::signer::{BatchSigner, RootCache};
 use crate::timestamping::Timestamping;
 use crate::tls::{AuthCredential, local_https_config, server_config};
@@ -187,7 +187,7 @@ pub async fn start(config: ServerConfig, deps: Deps) -> Result<RunningServer, Se
             Arc::clone(&deps.clock),
             config.limits.connect_timeout,
         ),
-        replay: ReplayCache::new(config.limits.clock_skew, 1_000_000),
+        replay: ReplayCache::new(config.limits.clock_skew, REPLAY_CAPACITY),
         roots: RootCache::new(10_000),
         chains: ChainMemo::new(),
         config: RwLock::new(Arc::new(config.clone())),
