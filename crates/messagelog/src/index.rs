@@ -408,6 +408,11 @@ pub(crate) fn run_indexer(inner: &Inner) {
         }
         inner.index.advance(below);
     }
+    if inner.index.problem().is_none()
+        && let Err(error) = writer.finish()
+    {
+        tracing::warn!(%error, "cannot store the last segment's metadata; the next open rebuilds it");
+    }
     // Closing (or stopped): the run being gathered is stored, so that the next open need not
     // read its entries again.
     if let Err(error) = inner.trees.message_ids.flush() {
@@ -425,7 +430,19 @@ pub(crate) fn run_indexer(inner: &Inner) {
 struct IndexWriter<'a> {
     trees: &'a Trees,
     path: PathBuf,
-    segment: Option<(u64, SegmentMeta)>,
+    segment: Option<HeldMeta>,
+}
+
+/// The metadata of the last segment indexed, and whether the `segment` tree holds all of it.
+struct HeldMeta {
+    first: u64,
+    meta: SegmentMeta,
+    stored: bool,
+}
+
+/// Whether the `sequence` tree records this entry's location.
+fn is_recorded(item: &IndexItem) -> bool {
+    item.offset == SEGMENT_HEADER || item.sequence.is_multiple_of(SEQUENCE_STRIDE)
 }
 
 impl<'a> IndexWriter<'a> {
@@ -459,9 +476,7 @@ impl<'a> IndexWriter<'a> {
         }
         // Last, so that an indexed sequence implies its other index entries exist (sled replays
         // its log in order after a crash).
-        for item in items.iter().filter(|item| {
-            item.offset == SEGMENT_HEADER || item.sequence.is_multiple_of(SEQUENCE_STRIDE)
-        }) {
+        for item in items.iter().filter(|item| is_recorded(item)) {
             trees
                 .sequence
                 .insert(
@@ -473,7 +488,15 @@ impl<'a> IndexWriter<'a> {
         Ok(())
     }
 
-    /// Merges the items into their segments' metadata and writes it, once per segment.
+    /// Merges the items into their segments' metadata. A segment's metadata is written when the
+    /// tree must cover these entries, not on every batch (each sled write costs memory until a
+    /// restart, see docs/performance.md):
+    /// - with an entry the `sequence` tree records: a rebuild after a crash starts from the last
+    ///   recorded entry and merges into what the tree holds, so the tree is exact again;
+    /// - with a checkpoint: retention reads the metadata of the segments a checkpoint covers;
+    /// - when the segment ends (the next segment's entries arrive), and when the index closes.
+    ///
+    /// Retention uses a segment's metadata only once it reaches the segment's last entry.
     fn update_segments(&mut self, items: &[IndexItem]) -> Result<(), LogError> {
         let mut rest = items;
         while let Some(first_item) = rest.first() {
@@ -484,24 +507,57 @@ impl<'a> IndexWriter<'a> {
                 .unwrap_or(rest.len());
             let (these, later) = rest.split_at(count);
             rest = later;
-            let mut meta = match self.segment.take() {
-                Some((cached, meta)) if cached == segment => Some(meta),
-                _ => self.stored_segment_meta(segment)?,
-            }
-            .unwrap_or(SegmentMeta {
-                last_sequence: first_item.sequence,
-                newest_time_ms: first_item.keys.time_ms,
-            });
+            let mut held = match self.segment.take() {
+                Some(held) if held.first == segment => held,
+                previous => {
+                    if let Some(previous) = previous {
+                        self.store(previous)?;
+                    }
+                    let stored = self.stored_segment_meta(segment)?;
+                    HeldMeta {
+                        first: segment,
+                        stored: stored.is_some(),
+                        meta: stored.unwrap_or(SegmentMeta {
+                            last_sequence: first_item.sequence,
+                            newest_time_ms: first_item.keys.time_ms,
+                        }),
+                    }
+                }
+            };
             for item in these {
-                meta.last_sequence = meta.last_sequence.max(item.sequence);
-                meta.newest_time_ms = meta.newest_time_ms.max(item.keys.time_ms);
+                let merged = SegmentMeta {
+                    last_sequence: held.meta.last_sequence.max(item.sequence),
+                    newest_time_ms: held.meta.newest_time_ms.max(item.keys.time_ms),
+                };
+                held.stored &= merged == held.meta;
+                held.meta = merged;
             }
-            let value = serde_json::to_vec(&meta).map_err(|e| self.error(e))?;
+            let must_store = these
+                .iter()
+                .any(|item| is_recorded(item) || item.keys.checkpoint.is_some());
+            self.segment = Some(if must_store { self.store(held)? } else { held });
+        }
+        Ok(())
+    }
+
+    /// Writes the held metadata, unless the tree already holds it.
+    fn store(&self, mut held: HeldMeta) -> Result<HeldMeta, LogError> {
+        if !held.stored {
+            let value = serde_json::to_vec(&held.meta).map_err(|e| self.error(e))?;
             self.trees
                 .segment
-                .insert(segment.to_be_bytes(), value)
+                .insert(held.first.to_be_bytes(), value)
                 .map_err(|e| self.error(e))?;
-            self.segment = Some((segment, meta));
+            held.stored = true;
+        }
+        Ok(held)
+    }
+
+    /// Writes what is held of the last segment indexed: when the index closes, and at the end
+    /// of a rebuild.
+    fn finish(&mut self) -> Result<(), LogError> {
+        if let Some(held) = self.segment.take() {
+            self.segment = Some(self.store(held)?);
         }
         Ok(())
     }
@@ -612,6 +668,7 @@ pub(crate) fn rebuild(inner: &Inner, next_sequence: u64) -> Result<(), LogError>
         }
     }
     writer.apply(&items)?;
+    writer.finish()?;
     ids.flush().map_err(error)?;
     if count > 1 {
         tracing::info!(entries = count - 1, dir = %inner.dir.display(), "rebuilt message-log index entries");

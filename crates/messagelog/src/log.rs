@@ -1239,6 +1239,100 @@ mod tests {
         );
     }
 
+    /// The index writes a segment's metadata when the segment ends, with the entries the
+    /// `sequence` tree records, and on close; after a crash, a rebuild from the last recorded
+    /// entry makes it exact again.
+    #[test]
+    fn segment_metadata_is_exact_at_segment_ends_on_close_and_after_a_crash() {
+        use crate::index::SegmentMeta;
+        let dir = tempfile::tempdir().unwrap();
+        let options = || {
+            let mut options = LogOptions::new(Durability::Fsync);
+            options.segment_size_limit = 24 << 10;
+            options
+        };
+        // Every segment's exact metadata, from its entries, and what the index holds for it.
+        let check = |log: &MessageLog, upto_last: bool| {
+            let indexed = log.inner.indexed().unwrap();
+            let segments = crate::segment::list_segments(&log.inner.dir).unwrap();
+            assert!(segments.len() >= 3, "{}", segments.len());
+            let end = log.health().next_sequence;
+            for (position, (first, _)) in segments.iter().enumerate() {
+                let next = segments.get(position + 1).map_or(end, |(next, _)| *next);
+                let newest = (*first..next)
+                    .map(|sequence| {
+                        let raw = indexed.read_raw(sequence).unwrap();
+                        let (_, keys) = raw
+                            .view()
+                            .and_then(crate::index::IndexKeys::from_view)
+                            .unwrap();
+                        keys.time_ms()
+                    })
+                    .max()
+                    .unwrap();
+                let exact = SegmentMeta {
+                    last_sequence: next - 1,
+                    newest_time_ms: newest,
+                };
+                let held = indexed.segment_meta(*first).unwrap().unwrap();
+                if upto_last || position + 1 < segments.len() {
+                    assert_eq!(held, exact, "segment {first}");
+                } else {
+                    // The segment being written: behind, at most to its last recorded entry.
+                    assert!(held.last_sequence <= exact.last_sequence);
+                    assert!(
+                        held.last_sequence + crate::index::SEQUENCE_STRIDE > exact.last_sequence
+                    );
+                }
+            }
+        };
+        let log = MessageLog::open(dir.path(), options()).unwrap();
+        append(&log, 0..3 * crate::index::SEQUENCE_STRIDE + 7);
+        check(&log, false);
+        drop(log);
+        let log = MessageLog::open(dir.path(), options()).unwrap();
+        check(&log, true);
+        append(&log, 200..220);
+        drop(log);
+
+        // A crash after the last recorded entry of the last segment: the tree holds that
+        // segment's metadata up to that entry only.
+        let db = sled::open(dir.path().join("index")).unwrap();
+        let (last_first, _) = crate::segment::list_segments(dir.path())
+            .unwrap()
+            .pop()
+            .unwrap();
+        let (recorded, _) = db.open_tree("sequence").unwrap().last().unwrap().unwrap();
+        let recorded = crate::index::be_u64(&recorded).unwrap();
+        assert!(recorded >= last_first);
+        let stale = SegmentMeta {
+            last_sequence: recorded,
+            newest_time_ms: 0,
+        };
+        db.open_tree("segment")
+            .unwrap()
+            .insert(
+                last_first.to_be_bytes(),
+                serde_json::to_vec(&stale).unwrap(),
+            )
+            .unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let log = MessageLog::open(dir.path(), options()).unwrap();
+        check(&log, false);
+        let newest = log
+            .inner
+            .indexed()
+            .unwrap()
+            .segment_meta(last_first)
+            .unwrap()
+            .unwrap();
+        assert!(newest.newest_time_ms > 0 && newest.last_sequence >= recorded);
+        drop(log);
+        let log = MessageLog::open(dir.path(), options()).unwrap();
+        check(&log, true);
+    }
+
     #[test]
     fn every_entry_is_found_although_the_sequence_index_records_only_some() {
         let dir = tempfile::tempdir().unwrap();

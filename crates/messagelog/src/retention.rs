@@ -50,6 +50,11 @@ impl MessageLog {
             let Some(meta) = indexed.segment_meta(*first)? else {
                 break;
             };
+            // The index writes a segment's metadata when the segment ends, not with every entry:
+            // until it reaches the last entry, its newest time is not known yet.
+            if meta.last_sequence.saturating_add(1) < *next_first {
+                break;
+            }
             let last = next_first.saturating_sub(1).max(meta.last_sequence);
             let Some(exported) = exported else { break };
             let Some(covering) = indexed.checkpoint_covering(last)? else {

@@ -203,3 +203,41 @@ fn retention_removes_the_evidence_that_only_removed_segments_named() {
         .unwrap();
     assert_eq!(failure(&second), None);
 }
+
+/// The index writes a segment's metadata when the segment ends; metadata that does not reach a
+/// segment's last entry (its newest time not known yet) keeps the segment.
+#[test]
+fn a_segment_whose_metadata_does_not_reach_its_last_entry_is_kept() {
+    let removed = |tamper: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let log = small_segments(dir.path());
+        append_aged(&log, 0..30, 10 * 86_400_000);
+        log.checkpoint(&FakeTokens, now).unwrap();
+        log.export(
+            &ExportFilter::default(),
+            None,
+            &[],
+            &dir.path().join("all.pla"),
+            now,
+        )
+        .unwrap();
+        drop(log);
+        if tamper {
+            let db = sled::open(dir.path().join("index")).unwrap();
+            let segments = db.open_tree("segment").unwrap();
+            let (first, value) = segments.first().unwrap().unwrap();
+            let mut meta: serde_json::Value = serde_json::from_slice(&value).unwrap();
+            let last = meta["last_sequence"].as_u64().unwrap();
+            meta["last_sequence"] = (last - 1).into();
+            segments
+                .insert(first, serde_json::to_vec(&meta).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let log = small_segments(dir.path());
+        log.apply_retention(DAY, now).unwrap().removed_segments
+    };
+    assert!(!removed(false).is_empty());
+    assert_eq!(removed(true), Vec::<u64>::new());
+}
