@@ -411,7 +411,10 @@ pub(crate) fn run_indexer(inner: &Inner) {
     if inner.index.problem().is_none()
         && let Err(error) = writer.finish()
     {
-        tracing::warn!(%error, "cannot store the last segment's metadata; the next open rebuilds it");
+        tracing::warn!(
+            %error,
+            "cannot store the last segment's metadata; the next open rebuilds it"
+        );
     }
     // Closing (or stopped): the run being gathered is stored, so that the next open need not
     // read its entries again.

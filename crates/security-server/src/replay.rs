@@ -6,9 +6,10 @@
 //! plus the skew has passed: from then on the signing-time check refuses the copy.
 //!
 //! - Each id is kept as a 64-bit fingerprint of (client, message id, request id): SipHash under a
-//!   key drawn when the server starts, so a peer cannot aim for a collision. About 14 bytes per
-//!   id; a request accepted in error for a collision would need two of one client's ids to share
-//!   64 bits within one skew window.
+//!   key drawn when the server starts, so a peer cannot aim for a collision. 10–20 bytes per id
+//!   in the hash sets; a new request refused in error as a replay would need its fingerprint to
+//!   equal one of the window's others in all 64 bits (about one chance in 30 million per window
+//!   of a million requests).
 //! - Fingerprints are grouped in slices of signing time (an eighth of the skew wide). A slice is
 //!   dropped whole once every time in it is older than the skew.
 //! - The cache therefore holds the ids of about one skew window of traffic. A hard capacity
@@ -23,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use passerelle_ids::SubsystemId;
 use passerelle_protocol::signing::SigningTime;
 
-/// The most fingerprints held, about 56 MB. At the default skew of 300 s it is reached only
+/// The most fingerprints held, 40–80 MB. At the default skew of 300 s it is reached only
 /// above 13,000 accepted requests per second.
 pub(crate) const REPLAY_CAPACITY: usize = 4_000_000;
 
