@@ -33,7 +33,8 @@ use serde_json::{Value, json};
     after_help = "Examples:
   scripts/bench                          # builds release, installs nginx if missing, runs this
   passerelle bench --dir bench-data      # the default run, a few minutes
-  passerelle bench --smoke               # a few hundred exchanges per target, no nginx"
+  passerelle bench --smoke               # a few hundred exchanges per target, no nginx
+  passerelle bench --rounds 1 --soak 390 # then 6.5 minutes of saturation, memory every 30 s"
 )]
 pub(crate) struct BenchArgs {
     #[command(subcommand)]
@@ -67,6 +68,11 @@ pub(crate) struct BenchArgs {
     /// by default they are deleted once the figures are written.
     #[arg(long)]
     keep_logs: bool,
+    /// After the other steps, restart both security servers and hold them at 1 KiB saturation
+    /// for this many seconds (durable log), reading their resident memory twelve times: what
+    /// a long load does to memory, which the short rounds cannot show. 0: no soak.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    soak: f64,
 }
 
 /// The processes the benchmark starts from this binary; not for direct use.
@@ -157,6 +163,8 @@ struct Plan {
     keep_logs: bool,
     /// (body bytes, connections, requests per step)
     large: Vec<(usize, usize, u64)>,
+    /// The length of the soak at the end; zero for none.
+    soak: Duration,
 }
 
 impl Plan {
@@ -179,6 +187,7 @@ impl Plan {
                 idle_settle: Duration::from_millis(200),
                 keep_logs: args.keep_logs,
                 large: vec![(100 * 1024, 2, 10)],
+                soak: Duration::from_secs_f64(args.soak.clamp(0.0, 2.0)),
             };
         }
         Self {
@@ -194,6 +203,7 @@ impl Plan {
             idle_settle: Duration::from_secs(3),
             keep_logs: args.keep_logs,
             large: vec![(100 * 1024, 8, 2000), (5 * 1024 * 1024, 2, 40)],
+            soak: Duration::from_secs_f64(args.soak.clamp(0.0, 86_400.0)),
         }
     }
 }
@@ -659,7 +669,24 @@ struct Results {
     open: Vec<(u32, f64, Vec<Step>)>,
     /// Larger bodies, closed loop: body bytes and the steps.
     large: Vec<(usize, Vec<Step>)>,
+    /// The soak: the servers' memory as it went, then idle after it.
+    soak: Vec<SoakSample>,
 }
+
+/// The security servers' resident memory during the soak.
+#[derive(Debug, Clone, Copy)]
+struct SoakSample {
+    /// Seconds since the soak's load started; `None` for the idle reading after it.
+    seconds: Option<f64>,
+    /// Exchanges completed so far.
+    exchanges: u64,
+    errors: u64,
+    consumer: u64,
+    provider: u64,
+}
+
+/// Samples of the soak's memory.
+const SOAK_SAMPLES: u32 = 12;
 
 const OPEN_LOAD_PERCENTS: [u32; 3] = [25, 50, 75];
 
@@ -748,7 +775,61 @@ async fn run_all(rig: &mut Rig, plan: &Plan) -> anyhow::Result<Results> {
         }
         results.large.push((body, steps));
     }
+    if !plan.soak.is_zero() {
+        results.soak = soak(rig, plan).await?;
+    }
     Ok(results)
+}
+
+/// Freshly started servers held at 1 KiB saturation for the plan's soak, their memory read
+/// [`SOAK_SAMPLES`] times, then once more after they have been idle for the settle time.
+async fn soak(rig: &mut Rig, plan: &Plan) -> anyhow::Result<Vec<SoakSample>> {
+    rig.stop_pair()?;
+    rig.ready(Way::Passerelle, plan.idle_settle).await?;
+    let target = rig.target(Way::Passerelle, 1024)?;
+    let pids = rig.pair_pids();
+    let read = |seconds: Option<f64>, exchanges: u64, errors: u64| -> anyhow::Result<SoakSample> {
+        let resident = |role: &str| -> anyhow::Result<u64> {
+            let (_, pid) = pids
+                .iter()
+                .find(|(name, _)| *name == role)
+                .context("the security servers are not running")?;
+            Ok(procstat::memory(*pid)?.resident)
+        };
+        Ok(SoakSample {
+            seconds,
+            exchanges,
+            errors,
+            consumer: resident("consumer")?,
+            provider: resident("provider")?,
+        })
+    };
+    let mut samples = vec![read(Some(0.0), 0, 0)?];
+    let interval = plan.soak / SOAK_SAMPLES;
+    let started = Instant::now();
+    let (mut exchanges, mut errors) = (0, 0);
+    for _ in 0..SOAK_SAMPLES {
+        let part = ClosedLoop {
+            connections: plan.connections,
+            duration: interval,
+            max_requests: plan.max_requests,
+        };
+        let result = load::closed_loop(&target, part).await?;
+        exchanges += result.completed;
+        errors += result.errors;
+        let sample = read(Some(started.elapsed().as_secs_f64()), exchanges, errors)?;
+        eprintln!(
+            "soak {:>6.0} s {:>9} exchanges  consumer {:>9}  provider {:>9}",
+            sample.seconds.unwrap_or_default(),
+            exchanges,
+            mebibytes(sample.consumer),
+            mebibytes(sample.provider)
+        );
+        samples.push(sample);
+    }
+    tokio::time::sleep(plan.idle_settle).await;
+    samples.push(read(None, exchanges, errors)?);
+    Ok(samples)
 }
 
 fn median_throughput(steps: &[Step], way: Way) -> Option<f64> {
@@ -973,6 +1054,31 @@ impl Report {
                 }
             }
         }
+        if !self.results.soak.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nSoak: freshly started security servers at 1 KiB saturation ({} connections, durable log)",
+                plan.connections
+            );
+            let _ = writeln!(
+                out,
+                "{:>9} {:>10} {:>7} {:>10} {:>10}",
+                "seconds", "exchanges", "errors", "consumer", "provider"
+            );
+            for sample in &self.results.soak {
+                let at = sample
+                    .seconds
+                    .map_or_else(|| "idle".to_owned(), |seconds| format!("{seconds:.0}"));
+                let _ = writeln!(
+                    out,
+                    "{at:>9} {:>10} {:>7} {:>10} {:>10}",
+                    sample.exchanges,
+                    sample.errors,
+                    mebibytes(sample.consumer),
+                    mebibytes(sample.provider)
+                );
+            }
+        }
         let _ = writeln!(out, "\nRatios (same run)");
         for (name, value) in self.ratios() {
             let shown = value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.3}"));
@@ -1061,6 +1167,13 @@ impl Report {
             "large_bodies": large,
             "security_server_memory": memory_json(&self.memory),
             "nginx_memory": nginx_memory,
+            "soak": self.results.soak.iter().map(|sample| json!({
+                "seconds": sample.seconds.map(round1),
+                "exchanges": sample.exchanges,
+                "errors": sample.errors,
+                "consumer_rss_bytes": sample.consumer,
+                "provider_rss_bytes": sample.provider,
+            })).collect::<Vec<_>>(),
             "ratios": self.ratios(),
         })
     }
